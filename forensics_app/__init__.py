@@ -1,0 +1,1 @@
+"""geoforensics forensics_app."""
