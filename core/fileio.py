@@ -17,6 +17,13 @@ from typing import IO, Any
 import numpy as np
 
 
+def _default_file_mode() -> int:
+    """Permissions a plain ``open()`` would give a new file under the process umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
@@ -27,6 +34,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp creates the file private (0600); give it ordinary permissions before publishing.
+        os.chmod(tmp, _default_file_mode())
         os.replace(tmp, final)
     finally:
         if tmp.exists():

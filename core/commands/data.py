@@ -1,12 +1,25 @@
-"""`geoforensics data` subcommand."""
+"""`geoforensics data`: make and inspect datasets (``synth``, ``info``)."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
+from .data_info import register_info
+from .data_synth import register_synth
+
 
 def register(subparsers: Any) -> None:
-    """Add the `data` subcommand."""
-    parser: argparse.ArgumentParser = subparsers.add_parser("data", help="(not yet available)")
-    parser.set_defaults(handler=None)
+    """Add ``data`` with its ``synth`` and ``info`` subcommands."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "data", help="make the synthetic world, inspect iNatSounds/XCDC-format datasets"
+    )
+    data_subparsers = parser.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
+    register_synth(data_subparsers)
+    register_info(data_subparsers)
+
+    def show_help(_args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+
+    parser.set_defaults(handler=show_help)

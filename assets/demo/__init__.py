@@ -1,0 +1,1 @@
+"""The shipped demo soundscape (SYNTHETIC) and the script that makes it."""
