@@ -15,6 +15,7 @@ import functools
 import math
 import os
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -167,24 +168,30 @@ def encoder_id(path: str | os.PathLike[str] | None = None) -> str:
     return _file_id(str(resolved), stat.st_size, stat.st_mtime_ns)
 
 
+_Frozen = TypeVar("_Frozen", bound=nn.Module)
+
+
+def _load_frozen(model: _Frozen, resolved: Path, what: str, device: str | torch.device) -> _Frozen:
+    """Fill ``model`` from the state dict at ``resolved``, freeze it and put it in eval mode."""
+    state = _load_state(resolved)
+    if not isinstance(state, dict):
+        raise WeightsNotFoundError(f"{resolved}: expected a state dict of {what}")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise WeightsNotFoundError(f"{resolved}: state dict does not fit {what} ({exc})") from exc
+    model.requires_grad_(False)
+    return model.to(device).eval()
+
+
 def load_location_encoder(
     path: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu"
 ) -> GeoCLIPLocationEncoder:
     """GeoCLIP's location encoder with the wheel's (or ``path``'s) weights, in eval mode."""
     resolved = _weights_path(path, LOCATION_ENCODER_WEIGHTS)
-    state = _load_state(resolved)
-    if not isinstance(state, dict):
-        raise WeightsNotFoundError(f"{resolved}: expected a state dict of the location encoder")
-    model = GeoCLIPLocationEncoder()
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise WeightsNotFoundError(
-            f"{resolved}: state dict does not fit GeoCLIP's location encoder ({exc})"
-        ) from exc
+    model = _load_frozen(GeoCLIPLocationEncoder(), resolved, "GeoCLIP's location encoder", device)
     model.weights_file_id = encoder_id(resolved)
-    model.requires_grad_(False)
-    return model.to(device).eval()
+    return model
 
 
 @functools.cache
@@ -198,18 +205,7 @@ def load_image_mlp(
 ) -> GeoCLIPImageMLP:
     """GeoCLIP's CLIP-feature MLP (768 -> 768 -> 512) with the wheel's weights, in eval mode."""
     resolved = _weights_path(path, IMAGE_MLP_WEIGHTS)
-    state = _load_state(resolved)
-    if not isinstance(state, dict):
-        raise WeightsNotFoundError(f"{resolved}: expected a state dict of the image MLP")
-    model = GeoCLIPImageMLP()
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise WeightsNotFoundError(
-            f"{resolved}: state dict does not fit GeoCLIP's image MLP ({exc})"
-        ) from exc
-    model.requires_grad_(False)
-    return model.to(device).eval()
+    return _load_frozen(GeoCLIPImageMLP(), resolved, "GeoCLIP's image MLP", device)
 
 
 def load_logit_scale(path: str | os.PathLike[str] | None = None) -> float:

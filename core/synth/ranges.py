@@ -30,7 +30,7 @@ from numpy.typing import ArrayLike
 
 from ..errors import DatasetNotFoundError, InputError
 from ..fileio import atomic_path
-from ..geo.distance import EARTH_RADIUS_KM
+from ..geo.distance import haversine_pairwise_np
 from .places import GRID_COLS, GRID_ROWS, LandGrid, destination, grid_index, random_land_points
 from .species import Species
 
@@ -118,7 +118,7 @@ def _pick_far_anchor(
         lat = np.array([a[0] for a in avoid])
         lon = np.array([a[1] for a in avoid])
         rad = np.array([a[2] for a in avoid])
-        d = _haversine(np.array([anchor_lat[i]]), np.array([anchor_lon[i]]), lat, lon)[0]
+        d = haversine_pairwise_np([[anchor_lat[i], anchor_lon[i]]], np.stack([lat, lon], 1))[0]
         score = float(np.min(d - 0.9 * (rad + radius)))
         if score > 0:
             return i
@@ -245,18 +245,6 @@ def make_ranges(
             )
         )
     return out
-
-
-def _haversine(
-    lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray
-) -> np.ndarray:
-    """(N, B) great-circle distances in km, element by element (no BLAS: bit-reproducible)."""
-    p1 = np.radians(lat1)[:, None]
-    p2 = np.radians(lat2)[None, :]
-    dlat = p2 - p1
-    dlon = np.radians(lon2)[None, :] - np.radians(lon1)[:, None]
-    h = np.sin(dlat / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlon / 2) ** 2
-    return 2.0 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
 
 
 def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -398,7 +386,9 @@ class SyntheticRangeModel:
         coast = self.coast[rows, cols]
         for a in range(0, n, chunk):
             b = min(n, a + chunk)
-            d = _haversine(lat_a[a:b], lon_a[a:b], self.blob_lat, self.blob_lon)
+            d = haversine_pairwise_np(
+                np.stack([lat_a[a:b], lon_a[a:b]], 1), np.stack([self.blob_lat, self.blob_lon], 1)
+            )
             r2 = (d / self.blob_radius_km) ** 2
             kernel = np.square(np.clip(1.0 - r2, 0.0, None)) * self.blob_peak
             if weeks is None:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..geo.distance import EARTH_RADIUS_KM
 from .places import LandGrid, PopulationCentres, load_land_grid
 from .ranges import PRESENCE_THRESHOLD, SpeciesRange, SyntheticRangeModel, make_ranges
 from .recordings import (
@@ -202,7 +203,7 @@ def _nearest_km(query: np.ndarray, reference: np.ndarray) -> np.ndarray:
     if len(reference) == 0 or len(query) == 0:
         return np.full(len(query), np.inf)
     chord, _ = cKDTree(unit(reference)).query(unit(query), k=1)
-    return 2.0 * 6371.0 * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))
+    return 2.0 * EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))
 
 
 def world_statistics(world: World) -> dict[str, Any]:

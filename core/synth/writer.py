@@ -24,25 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from ..data.xcdc import COLUMNS as XCDC_COLUMNS
 from ..fileio import atomic_path
 from .recordings import SPLITS, RecordingPlan
 from .render import SAMPLE_RATE, render_recording
 from .species import CallParams, Species, species_to_dict
 
-XCDC_COLUMNS: tuple[str, ...] = (
-    "audio_id",
-    "url",
-    "latitude",
-    "longitude",
-    "length",
-    "date",
-    "time",
-    "recordist",
-    "main_scientific",
-    "main_common",
-    "all_scientific",
-    "all_common",
-)
 RECORDINGS_COLUMNS: tuple[str, ...] = (
     "split",
     "audio_id",
