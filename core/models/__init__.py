@@ -1,0 +1,1 @@
+"""Audio models: encoder registry, heads, the geolocator, reference checkpoints, pooling, inference."""

@@ -1,0 +1,1 @@
+"""Lightning tasks, one per method of the benchmark."""
