@@ -20,6 +20,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "geoforensics.core.commands.data",
     "geoforensics.core.commands.gallery",
     "geoforensics.core.commands.audio",
+    "geoforensics.core.commands.train",
+    "geoforensics.core.commands.bench",
 )
 
 

@@ -361,7 +361,7 @@ class MelFrontEnd:
 
         batch = self._stack(windows)
         with torch.no_grad():
-            return self._to_images(self._scaled(torch.from_numpy(batch)))
+            return self.images_from_scaled(self._scaled(torch.from_numpy(batch)))
 
     def strided_images(self, signal: np.ndarray, count: int) -> torch.Tensor:
         """Model inputs of ``count`` windows starting at ``0, stride, 2 * stride, ...`` of
@@ -389,14 +389,18 @@ class MelFrontEnd:
                 scaled = scaled.permute(1, 0, 2)
             else:
                 scaled = self._scaled(span.unfold(0, size, stride)[:count].contiguous())
-            return self._to_images(scaled)
+            return self.images_from_scaled(scaled)
 
     def window_image(self, window_samples: np.ndarray) -> torch.Tensor:
         """(channels, H, W) model input for one window (see :meth:`images`)."""
         return self.images([window_samples])[0]
 
-    def _to_images(self, scaled: torch.Tensor) -> torch.Tensor:
-        """(B, n_mels, frames) in [0, 1] -> resized, normalised (B, channels, H, W)."""
+    def images_from_scaled(self, scaled: torch.Tensor) -> torch.Tensor:
+        """(B, n_mels, frames) scaled spectrograms in [0, 1] -> model inputs (B, channels, H, W).
+
+        Public so that cached spectrogram slices (training) go through the same resize,
+        normalisation and channel code as windows computed from audio.
+        """
         import torch.nn.functional as F
 
         cfg = self.config

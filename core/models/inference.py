@@ -1,0 +1,363 @@
+"""Running a trained model on audio files: per-window outputs, recording-level predictions.
+
+A recording is cut into the dense windows of the model's own front-end (streamed, so a
+two-hour file never sits in memory as audio), every window goes through the model under
+``torch.inference_mode`` in eval mode (the caller's train/eval mode is restored afterwards),
+and the window outputs are pooled (:mod:`.pooling`) into one prediction:
+
+- AG-CLIP: the pooled embedding, L2-normalised, is matched against a gallery
+  (:class:`~geoforensics.core.geoclip.retrieval.RetrievalIndex`): top-k places, their cosine
+  scores, and the full score vector over the gallery (heatmaps);
+- regression: the pooled latitude/longitude (spherical mean of the windows);
+- classification: the centre of the H3 cell with the highest mean window probability, with
+  the probability vector over all cells (and the top-k cells).
+
+:func:`predict_recordings` runs many recordings, packing the windows of short recordings
+together into full batches, and returns an (N, 2) array of predicted coordinates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from ..errors import GeoforensicsError, InputError
+from .geolocator import AudioGeolocator
+from .pooling import POOLING_METHODS, TransformerPooling, pool_outputs
+
+if TYPE_CHECKING:
+    from ..audio.frontend import MelFrontEnd
+    from ..geoclip.retrieval import RetrievalIndex
+
+Pooling = str | TransformerPooling
+
+
+@dataclass(frozen=True)
+class WindowOutputs:
+    """The model's outputs for every window of one recording.
+
+    ``start_s``/``end_s`` (W,) give each window's span in seconds; ``outputs`` maps each output
+    name to a (W, ·) float32 array (classification adds ``probs``, the softmax of ``logits``;
+    ``features`` holds the encoder features when asked for).
+    """
+
+    start_s: np.ndarray
+    end_s: np.ndarray
+    outputs: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return int(self.start_s.size)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A recording-level prediction.
+
+    ``coords`` (k, 2) lat/lon best first (regression: one row) with ``scores`` (k,) (cosine
+    similarity for AG-CLIP, probability for classification, NaN for regression) and
+    ``indices`` (k,) into the gallery or the H3 cell list (-1 for regression).
+    ``score_vector`` is the full score over the gallery (AG-CLIP) or the probability over all
+    cells (classification); ``None`` for regression. ``pooled`` holds the pooled outputs,
+    ``windows`` the per-window outputs they came from.
+    """
+
+    kind: str
+    coords: np.ndarray
+    scores: np.ndarray
+    indices: np.ndarray
+    score_vector: np.ndarray | None
+    pooled: dict[str, np.ndarray]
+    windows: WindowOutputs
+
+    @property
+    def latlon(self) -> np.ndarray:
+        """(2,) the top-1 prediction."""
+        return self.coords[0]
+
+
+@contextlib.contextmanager
+def _evaluating(model: torch.nn.Module) -> Iterator[None]:
+    """Eval mode and inference mode for the block; the previous mode comes back after."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        model.train(was_training)
+
+
+def _device_of(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _frontend(model: AudioGeolocator) -> MelFrontEnd:
+    from ..audio.frontend import MelFrontEnd
+
+    return MelFrontEnd(model.frontend_config)
+
+
+def _run_batch(
+    model: AudioGeolocator, images: torch.Tensor, with_features: bool
+) -> dict[str, np.ndarray]:
+    """Model outputs (and optionally features) of one batch of images, as float32 numpy."""
+    features = model.features(images.to(_device_of(model)))
+    raw = model.outputs_from_features(features)
+    result = {name: value.float().cpu().numpy() for name, value in raw.items()}
+    if model.kind == "classification":
+        result["probs"] = torch.softmax(raw["logits"].float(), dim=-1).cpu().numpy()
+    if with_features:
+        result["features"] = features.float().cpu().numpy()
+    return result
+
+
+def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+def _needs_features(pooling: Pooling) -> bool:
+    return isinstance(pooling, TransformerPooling) and pooling.input_key == "features"
+
+
+def window_outputs(
+    model: AudioGeolocator,
+    path: str | os.PathLike[str],
+    batch_size: int = 32,
+    with_features: bool = False,
+    frontend: MelFrontEnd | None = None,
+) -> WindowOutputs:
+    """Outputs of ``model`` for every dense window of the file at ``path``."""
+    from ..audio.windows import iter_window_batches
+
+    frontend = _frontend(model) if frontend is None else frontend
+    starts, ends, parts = [], [], []
+    with _evaluating(model):
+        for batch in iter_window_batches(path, frontend, batch_size):
+            starts.append(batch.start_s)
+            ends.append(batch.end_s)
+            parts.append(_run_batch(model, batch.images, with_features))
+    if not parts:
+        raise InputError(f"{path}: no audio samples, so no window to run the model on")
+    return WindowOutputs(np.concatenate(starts), np.concatenate(ends), _concat(parts))
+
+
+def _pool(
+    model: AudioGeolocator, outputs: dict[str, np.ndarray], pooling: Pooling
+) -> dict[str, np.ndarray]:
+    if isinstance(pooling, str):
+        if pooling not in POOLING_METHODS:
+            raise InputError(f"pooling {pooling!r}: choose one of {', '.join(POOLING_METHODS)}")
+        return pool_outputs(model.kind, outputs, pooling)
+    key = pooling.input_key
+    if key not in outputs:
+        raise InputError(f"transformer pooling reads {key!r}, not among {sorted(outputs)}")
+    if pooling.out_dim != model.config.output_dim:
+        raise InputError(
+            f"transformer pooling outputs {pooling.out_dim} values, the model's head "
+            f"{model.config.output_dim}"
+        )
+    with _evaluating(pooling):
+        windows = torch.from_numpy(outputs[key]).to(_device_of(pooling))
+        raw = pooling.pool_recording(windows)[None]
+        pooled = {
+            name: value[0].float().cpu().numpy() for name, value in model.split_outputs(raw).items()
+        }
+    if model.kind == "classification":
+        logits = pooled["logits"].astype(np.float64)
+        probs = np.exp(logits - logits.max())
+        pooled["probs"] = (probs / probs.sum()).astype(np.float32)
+    return pooled
+
+
+def _topk_desc(values: np.ndarray, k: int) -> np.ndarray:
+    k = min(k, values.size)
+    part = np.argpartition(-values, k - 1)[:k]
+    return part[np.lexsort((part, -values[part]))]
+
+
+def _predict_from_pooled(
+    model: AudioGeolocator,
+    pooled: dict[str, np.ndarray],
+    gallery_index: RetrievalIndex | None,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """(coords (k,2), scores (k,), indices (k,), score vector or None) of one recording."""
+    if k < 1:
+        raise InputError(f"top-k: k must be >= 1, got {k}")
+    if model.kind == "agclip":
+        if gallery_index is None:
+            raise InputError("an AG-CLIP model needs a gallery (RetrievalIndex) to locate audio")
+        query = pooled["embedding"].astype(np.float32)[None]
+        norm = float(np.linalg.norm(query))
+        if not np.isfinite(norm) or norm == 0.0:
+            raise InputError("the pooled embedding is zero or not finite; cannot retrieve")
+        query = query / norm
+        score_vector = gallery_index.scores(query)[0]
+        top = gallery_index.search(query, min(k, len(gallery_index)))
+        return top.coords[0], top.scores[0], top.indices[0], score_vector
+    if model.kind == "regression":
+        latlon = np.asarray(pooled["latlon"], dtype=np.float64)[None]
+        return latlon, np.full(1, np.nan), np.full(1, -1, dtype=np.int64), None
+    from ..geo.h3cells import cell_centers
+
+    probs = np.asarray(pooled["probs"], dtype=np.float32)
+    order = _topk_desc(probs, k)
+    centres = cell_centers(model.config.h3_resolution)
+    return centres[order], probs[order], order.astype(np.int64), probs
+
+
+def locate_recording(
+    model: AudioGeolocator,
+    path: str | os.PathLike[str],
+    gallery_index: RetrievalIndex | None = None,
+    k: int = 5,
+    pooling: Pooling = "mean",
+    batch_size: int = 32,
+) -> Prediction:
+    """Predict where the recording at ``path`` was made (see the module docstring).
+
+    ``pooling`` is a method name (``mean``, ``max``, ``kmeans``) or a trained
+    :class:`TransformerPooling`; AG-CLIP models need ``gallery_index``.
+    """
+    windows = window_outputs(model, path, batch_size, with_features=_needs_features(pooling))
+    pooled = _pool(model, windows.outputs, pooling)
+    coords, scores, indices, vector = _predict_from_pooled(model, pooled, gallery_index, k)
+    return Prediction(model.kind, coords, scores, indices, vector, pooled, windows)
+
+
+# ---------------------------------------------------------------------------------------------
+# many recordings
+
+
+def _path_of(recording: Any) -> Path:
+    path = getattr(recording, "path", recording)
+    if path is None:
+        name = getattr(recording, "id", recording)
+        raise InputError(f"recording {name}: no audio file")
+    return Path(path)
+
+
+@dataclass
+class _Pending:
+    """A recording whose windows are still being read or waiting in a model batch."""
+
+    path: Path | None
+    parts: list[dict[str, np.ndarray]]
+    outstanding: int = 0  # image chunks buffered but not yet run
+    finished: bool = False  # all windows read (or the recording failed)
+    failed: bool = False
+
+
+def iter_pooled_outputs(
+    model: AudioGeolocator,
+    recordings: Iterable[Any],
+    batch_size: int = 32,
+    pooling: Pooling = "mean",
+    on_error: str = "raise",
+) -> Iterator[dict[str, np.ndarray] | None]:
+    """Pooled outputs of each recording (``Recording`` objects or paths), in order.
+
+    Windows of consecutive recordings share model batches (``batch_size`` windows or a few
+    more), so many short recordings run as fast as one long one; each recording's window
+    outputs are held until it is complete, then pooled. With ``on_error="skip"`` a recording
+    that cannot be read (missing, corrupt, empty) yields ``None`` instead of raising.
+    """
+    if on_error not in ("raise", "skip"):
+        raise InputError(f"on_error {on_error!r}: 'raise' or 'skip'")
+    from ..audio.windows import iter_window_batches
+
+    frontend = _frontend(model)
+    with_features = _needs_features(pooling)
+    waiting: deque[_Pending] = deque()
+    images: list[torch.Tensor] = []
+    owners: list[_Pending] = []
+
+    def flush() -> None:
+        if not images:
+            return
+        with _evaluating(model):
+            outputs = _run_batch(model, torch.cat(images), with_features)
+        offsets = np.cumsum([0, *(len(chunk) for chunk in images)])
+        for owner, start, stop in zip(owners, offsets[:-1], offsets[1:], strict=True):
+            owner.parts.append({name: value[start:stop] for name, value in outputs.items()})
+            owner.outstanding -= 1
+        images.clear()
+        owners.clear()
+
+    def ready() -> Iterator[dict[str, np.ndarray] | None]:
+        while waiting and waiting[0].finished and waiting[0].outstanding == 0:
+            done = waiting.popleft()
+            yield None if done.failed else _pool(model, _concat(done.parts), pooling)
+
+    for recording in recordings:
+        entry = _Pending(None, [])
+        waiting.append(entry)
+        try:
+            entry.path = _path_of(recording)
+            for batch in iter_window_batches(entry.path, frontend, batch_size):
+                images.append(batch.images)
+                owners.append(entry)
+                entry.outstanding += 1
+                if sum(len(chunk) for chunk in images) >= batch_size:
+                    flush()
+            if not entry.parts and not entry.outstanding:
+                raise InputError(f"{entry.path}: no audio samples")
+        except GeoforensicsError:
+            if on_error == "raise":
+                raise
+            keep = [i for i, owner in enumerate(owners) if owner is not entry]
+            images[:] = [images[i] for i in keep]
+            owners[:] = [owners[i] for i in keep]
+            entry.outstanding, entry.failed = 0, True
+        entry.finished = True
+        yield from ready()
+    flush()
+    yield from ready()
+
+
+def predict_recordings(
+    model: AudioGeolocator,
+    recordings: Sequence[Any],
+    gallery_index: RetrievalIndex | None = None,
+    batch_size: int = 32,
+    pooling: Pooling = "mean",
+    on_error: str = "raise",
+    progress: bool = True,
+) -> np.ndarray:
+    """(N, 2) top-1 lat/lon of each recording (``Recording`` objects or paths).
+
+    With ``on_error="skip"`` unreadable recordings get NaN rows (a miss in the metrics).
+    """
+    from tqdm.auto import tqdm
+
+    if model.kind == "agclip" and gallery_index is None:
+        raise InputError("an AG-CLIP model needs a gallery (RetrievalIndex) to locate audio")
+    predictions = np.full((len(recordings), 2), np.nan)
+    queries: list[np.ndarray] = []
+    query_rows: list[int] = []
+    stream = iter_pooled_outputs(model, recordings, batch_size, pooling, on_error)
+    bar = tqdm(stream, total=len(recordings), disable=not progress, desc="recordings")
+    for row, pooled in enumerate(bar):
+        if pooled is None:
+            continue
+        if model.kind == "agclip":
+            embedding = pooled["embedding"].astype(np.float32)
+            if np.isfinite(embedding).all() and np.any(embedding):
+                queries.append(embedding)
+                query_rows.append(row)
+        else:
+            coords, _, _, _ = _predict_from_pooled(model, pooled, None, 1)
+            predictions[row] = coords[0]
+    if queries:
+        assert gallery_index is not None
+        top = gallery_index.search(np.stack(queries), 1)
+        predictions[np.asarray(query_rows)] = top.coords[:, 0]
+    return predictions

@@ -1,0 +1,124 @@
+"""The paper's released checkpoints: torchvision MobileNetV3-large state dicts -> our model.
+
+A released checkpoint is a plain state dict of ``torchvision.models.mobilenet_v3_large`` whose
+``classifier.3`` was replaced by ``Sequential(Linear(1280, 128), ReLU, Linear(128, D))``. For
+AG-CLIP, ``D = n_species + 512``: checklist logits first, the GeoCLIP-space embedding last.
+Regression (``D = 2``) and H3 classification (``D`` = 122 / 842 / 5,882 cells) checkpoints of
+the same layout load too. A plain torchvision classifier (a single ``Linear`` in
+``classifier.3``, e.g. ImageNet weights) is refused rather than misread as a head.
+
+Parameter mapping: ``features.*`` and ``classifier.{0,1,2}.*`` go to the encoder unchanged
+(its names are torchvision's), ``classifier.3.*`` to the head. The model gets the
+``"reference"`` front-end preset, which reproduces the released preprocessing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import InputError
+from .encoders import check_state_dict, read_state_dict
+from .geolocator import AudioGeolocator, ModelConfig
+
+#: Encoder of every released checkpoint.
+REFERENCE_ENCODER = "mobilenet_v3_large"
+#: Size of the GeoCLIP embedding at the end of an AG-CLIP checkpoint's output.
+GEOCLIP_DIM = 512
+_HEAD_PREFIX = "classifier.3."
+
+
+def _head_layout(state: dict[str, torch.Tensor], file: Path) -> tuple[int, int]:
+    """(hidden, output width) of the checkpoint's ``classifier.3``."""
+    if f"{_HEAD_PREFIX}0.weight" in state and f"{_HEAD_PREFIX}2.weight" in state:
+        first, last = state[f"{_HEAD_PREFIX}0.weight"], state[f"{_HEAD_PREFIX}2.weight"]
+        if first.ndim != 2 or last.ndim != 2 or last.shape[1] != first.shape[0]:
+            raise InputError(
+                f"{file}: classifier.3 is not Linear -> ReLU -> Linear (weights "
+                f"{tuple(first.shape)} and {tuple(last.shape)})"
+            )
+        return int(first.shape[0]), int(last.shape[0])
+    if f"{_HEAD_PREFIX}weight" in state:
+        raise InputError(
+            f"{file}: not a reference checkpoint (classifier.3 is a single Linear, as in a plain "
+            "torchvision classifier; the released layout is Linear -> ReLU -> Linear)"
+        )
+    raise InputError(
+        f"{file}: not a reference checkpoint (no classifier.3 head of a torchvision "
+        "mobilenet_v3_large; expected classifier.3.0.weight and classifier.3.2.weight)"
+    )
+
+
+def _config_for(
+    kind: str, width: int, hidden: int, n_species: int | None, file: Path
+) -> ModelConfig:
+    from ..audio.frontend import get_frontend_config
+    from ..geo.h3cells import CELL_COUNTS
+
+    frontend = get_frontend_config("reference").to_dict()
+    extra = {"source": "reference-checkpoint", "checkpoint": file.name}
+    if kind == "agclip":
+        species = width - GEOCLIP_DIM if n_species is None else n_species
+        if species < 0 or species + GEOCLIP_DIM != width:
+            raise InputError(
+                f"{file}: AG-CLIP output width {width} does not split into "
+                f"{'n_species' if n_species is None else n_species} species logits + "
+                f"{GEOCLIP_DIM} embedding dims"
+            )
+        return ModelConfig(
+            "agclip",
+            REFERENCE_ENCODER,
+            n_species=species,
+            embed_dim=GEOCLIP_DIM,
+            frontend=frontend,
+            hidden=hidden,
+            extra=extra,
+        )
+    if kind == "regression":
+        if width != 2:
+            raise InputError(f"{file}: a regression checkpoint outputs 2 values, this one {width}")
+        return ModelConfig(
+            "regression", REFERENCE_ENCODER, frontend=frontend, hidden=hidden, extra=extra
+        )
+    if kind == "classification":
+        resolutions = [res for res, count in CELL_COUNTS.items() if count == width]
+        if not resolutions:
+            raise InputError(
+                f"{file}: {width} outputs is not a number of H3 cells at resolution 0, 1 or 2 "
+                f"({', '.join(str(c) for c in CELL_COUNTS.values())})"
+            )
+        return ModelConfig(
+            "classification",
+            REFERENCE_ENCODER,
+            h3_resolution=resolutions[0],
+            frontend=frontend,
+            hidden=hidden,
+            extra=extra,
+        )
+    raise InputError(f"unknown checkpoint kind {kind!r}: agclip, regression or classification")
+
+
+def load_reference_checkpoint(
+    path: str | os.PathLike[str], n_species: int | None = None, kind: str = "agclip"
+) -> AudioGeolocator:
+    """Load a released checkpoint (torchvision state dict) as an :class:`AudioGeolocator`.
+
+    The output width (and for AG-CLIP the number of species, ``width - 512``) is read from the
+    tensor shapes; ``n_species`` only checks it. Wrapped (``{"state_dict": ...}``) and
+    prefixed (``module.``, ``model.``) files are accepted. Returns the model in eval mode.
+    """
+    file = Path(path)
+    state = read_state_dict(file)
+    hidden, width = _head_layout(state, file)
+    model = AudioGeolocator(_config_for(kind, width, hidden, n_species, file))
+    mapped: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key.startswith(_HEAD_PREFIX):
+            mapped["head." + key[len(_HEAD_PREFIX) :]] = value
+        else:
+            mapped["encoder." + key] = value
+    check_state_dict(model, mapped, file)
+    model.load_state_dict(mapped, strict=True)
+    return model.eval()

@@ -1,0 +1,326 @@
+"""Run a training config end to end: data, task, Lightning trainer, export and summary.
+
+Run folder (``config.out``)::
+
+    config.yaml              the resolved config of the run
+    checkpoints/best-eNNN.ckpt   the best checkpoint (lowest validation median error)
+    checkpoints/last.ckpt    the latest checkpoint, for --resume
+    logs/metrics.csv         CSVLogger: train loss, learning rate, val/... per epoch, test/...
+    model/model.safetensors  the best model (save_model: safetensors + JSON config)
+    model/model.json
+    test_predictions.npz     ids, true and predicted lat/lon, errors of the test split
+    summary.json             best epoch, val metrics of the best epoch, test metrics, wall time
+
+Checkpoints hold only tensors and primitive values (the tasks' hyper-parameters are plain
+dictionaries, the LR schedule's state is numbers, the metric history is a list of dicts of
+floats), and every load passes ``weights_only=True`` to Lightning (``trainer.fit(...,
+ckpt_path, weights_only=True)``), so resuming never unpickles arbitrary objects.
+
+Under DDP (``strategy: ddp``) Lightning re-launches the command once per extra process; every
+process builds the same task and data module, and only process 0 writes the exported model,
+the predictions and the summary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+import warnings
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from geoforensics.core.errors import InputError
+from geoforensics.core.fileio import atomic_write
+from geoforensics.core.geo.metrics import geolocation_errors
+from geoforensics.core.models import ModelConfig, frontend_for, get_encoder_config, save_model
+
+from .config import TrainConfig
+from .datamodule import GeoDataModule
+from .tasks.agclip import AGCLIPTask, LocationTarget, create_location_target, gallery_coords
+from .tasks.base import GeoTask, metric_names
+from .tasks.classification import ClassificationTask
+from .tasks.regression import RegressionTask
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+
+
+def model_config_for(config: TrainConfig, n_species: int, embed_dim: int = 512) -> ModelConfig:
+    """The :class:`ModelConfig` a training config trains (front-end = the encoder's preset at
+    its image size)."""
+    encoder = get_encoder_config(config.model.encoder)
+    return ModelConfig(
+        kind=config.model_kind,
+        encoder=config.model.encoder,
+        n_species=n_species if config.model_kind == "agclip" else 0,
+        embed_dim=embed_dim,
+        h3_resolution=config.model.h3_res,
+        frontend=frontend_for(encoder).to_dict(),
+        hidden=config.model.hidden,
+        extra={"method": config.method},
+    )
+
+
+def build_task(
+    config: TrainConfig, datamodule: GeoDataModule, location_target: LocationTarget | None = None
+) -> GeoTask:
+    """The Lightning task of ``config.method`` (reads the data module's metadata)."""
+    datamodule.load_metadata()
+    weights = str(config.model.pretrained) if config.model.pretrained is not None else None
+    if config.method == "agclip":
+        target = location_target
+        if target is None:
+            target = create_location_target(
+                config.model.location_encoder, range_model=datamodule.range_model
+            )
+        embed_dim = 512
+        if target is not None:
+            from .tasks.agclip import location_embeddings
+
+            embed_dim = int(location_embeddings(datamodule.train_coords[:1], target).shape[1])
+        model_config = model_config_for(config, datamodule.n_species, embed_dim)
+        return AGCLIPTask(
+            model_config,
+            train_coords=datamodule.train_coords,
+            gallery=gallery_coords(config.eval.gallery, datamodule.train_coords),
+            optim=config.optim,
+            loss=config.loss,
+            location_target=target,
+            encoder_weights=weights,
+        )
+    model_config = model_config_for(config, 0)
+    if config.method.startswith("regression_"):
+        return RegressionTask(
+            model_config,
+            loss_name=config.method[len("regression_") :],
+            optim=config.optim,
+            loss=config.loss,
+            encoder_weights=weights,
+        )
+    return ClassificationTask(
+        model_config, optim=config.optim, loss=config.loss, encoder_weights=weights
+    )
+
+
+def _strategy(config: TrainConfig) -> Any:
+    if config.train.strategy == "ddp":
+        from lightning.pytorch.strategies import DDPStrategy
+
+        # every parameter takes part in every loss (species and embedding outputs share the
+        # head's last layer), so no unused-parameter search; Lightning picks gloo on CPU and
+        # NCCL on GPUs
+        return DDPStrategy(find_unused_parameters=False)
+    return "auto"
+
+
+def build_trainer(
+    config: TrainConfig,
+    callbacks: Sequence[L.Callback] = (),
+    progress: bool = True,
+) -> tuple[L.Trainer, L.pytorch.callbacks.ModelCheckpoint]:
+    """A Trainer with early stopping, best + last checkpoints, a CSV logger and a progress bar."""
+    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    train = config.train
+    checkpoint = ModelCheckpoint(
+        dirpath=config.out / CHECKPOINT_DIR,
+        filename="best-e{epoch:03d}",
+        monitor=train.monitor,
+        mode=train.monitor_mode,
+        save_top_k=1,
+        save_last=True,
+        auto_insert_metric_name=False,
+    )
+    stopping = EarlyStopping(
+        monitor=train.monitor, mode=train.monitor_mode, patience=train.patience
+    )
+    logger = CSVLogger(save_dir=str(config.out), name="logs", version="")
+    all_callbacks: list[L.Callback] = [checkpoint, stopping, LearningRateMonitor("epoch")]
+    all_callbacks.extend(callbacks)
+    trainer = L.Trainer(
+        accelerator=train.accelerator,
+        devices=train.devices,
+        strategy=_strategy(config),
+        precision=train.precision,  # type: ignore[arg-type]
+        max_epochs=config.optim.max_epochs,
+        max_time=timedelta(minutes=train.max_minutes) if train.max_minutes else None,
+        callbacks=all_callbacks,
+        logger=logger,
+        enable_progress_bar=progress,
+        enable_model_summary=progress,
+        check_val_every_n_epoch=train.check_val_every_n_epoch,
+        num_sanity_val_steps=0,
+        log_every_n_steps=10,
+        use_distributed_sampler=False,
+        deterministic=train.deterministic,
+        default_root_dir=str(config.out),
+    )
+    return trainer, checkpoint
+
+
+def _quiet_lightning() -> None:
+    """Silence Lightning warnings that are expected here (inside ``catch_warnings``)."""
+    for message in (
+        ".*Experiment logs directory.*",  # resuming appends to the run's own metrics.csv
+        ".*exists and is not empty.*",  # resuming writes into the run's own checkpoints/
+        ".*does not have many workers.*",  # num_workers is the config's choice
+        ".*smaller than the logging interval.*",  # tiny datasets
+        ".*LeafSpec.*",  # deprecation inside Lightning itself
+    ):
+        warnings.filterwarnings("ignore", message=message)
+
+
+def _load_best_weights(task: GeoTask, path: Path) -> dict[str, Any]:
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    task.load_state_dict(checkpoint["state_dict"])
+    return checkpoint
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    with atomic_write(path) as fh:
+        json.dump(data, fh, indent=2, sort_keys=False)
+        fh.write("\n")
+
+
+def _plain_metrics(prefix: str, values: Sequence[float]) -> dict[str, float]:
+    return {
+        name.split("/", 1)[1]: float(v)
+        for name, v in zip(metric_names(prefix), values, strict=True)
+    }
+
+
+def train(
+    config: TrainConfig,
+    resume: bool = False,
+    progress: bool = True,
+    callbacks: Sequence[L.Callback] = (),
+    location_target: LocationTarget | None = None,
+) -> dict[str, Any] | None:
+    """Train ``config`` (resuming from ``OUT/checkpoints/last.ckpt`` when ``resume``), export
+    the best model and return the summary (also written to ``OUT/summary.json``).
+
+    A fresh run refuses an output folder that already holds a run's checkpoints. Under DDP
+    only process 0 returns the summary (the other processes return None).
+    """
+    started = time.perf_counter()
+    out = config.out
+    last = out / CHECKPOINT_DIR / LAST_CHECKPOINT
+    if resume and not last.is_file():
+        raise InputError(f"{last}: no checkpoint to resume from (run without --resume first)")
+    if not resume and last.is_file():
+        raise InputError(
+            f"{out}: already holds a run ({last.name}); pass --resume to continue it or choose "
+            "another --out"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+
+    L.seed_everything(config.train.seed, workers=True, verbose=False)
+    encoder = get_encoder_config(config.model.encoder)
+    datamodule = GeoDataModule(config, frontend_for(encoder), progress=progress)
+    task = build_task(config, datamodule, location_target)
+    trainer, checkpoint = build_trainer(config, callbacks, progress)
+    if trainer.is_global_zero:
+        import yaml
+
+        with atomic_write(out / "config.yaml") as fh:
+            yaml.safe_dump(config.to_dict(), fh, sort_keys=False)
+
+    with warnings.catch_warnings():
+        _quiet_lightning()
+        trainer.fit(
+            task,
+            datamodule=datamodule,
+            ckpt_path=str(last) if resume else None,
+            weights_only=True,
+        )
+    if trainer.interrupted:
+        raise InputError(f"{out}: training was interrupted; continue it with --resume")
+
+    best = checkpoint.best_model_path or (str(last) if last.is_file() else "")
+    if not best:
+        raise InputError(f"{out}: no checkpoint was saved (did validation run?)")
+    best_checkpoint = _load_best_weights(task, Path(best))
+    best_epoch = int(best_checkpoint.get("epoch", -1))
+    history = {int(h["epoch"]): h for h in task.history}
+    val_entry = history.get(best_epoch)
+    val_metrics = (
+        _plain_metrics("val", [val_entry[name] for name in metric_names("val")])
+        if val_entry is not None
+        else None
+    )
+
+    test_metrics = None
+    if config.eval.test:
+        with warnings.catch_warnings():
+            _quiet_lightning()
+            trainer.test(
+                task, datamodule=datamodule, ckpt_path=best, weights_only=True, verbose=False
+            )
+        result = task.last_eval.get("test")
+        if result is not None:
+            test_metrics = result.metrics.as_dict()
+            if trainer.is_global_zero:
+                split = datamodule.splits["test"]
+                errors = geolocation_errors(result.predictions, result.targets)
+                _save_predictions(
+                    out / "test_predictions.npz",
+                    {
+                        "ids": split.ids[result.recordings],
+                        "true": result.targets,
+                        "pred": result.predictions,
+                        "errors": errors,
+                    },
+                )
+
+    summary: dict[str, Any] = {
+        "method": config.method,
+        "synthetic_data": _is_synthetic(config.data.root),
+        "best_epoch": best_epoch,
+        "best_checkpoint": str(best),
+        "epochs_trained": int(trainer.current_epoch),
+        "stopped_early": bool(getattr(trainer.early_stopping_callback, "stopped_epoch", 0)),
+        "monitor": config.train.monitor,
+        "val": val_metrics,
+        "test": test_metrics,
+        "history": task.history,
+        "wall_time_s": round(time.perf_counter() - started, 2),
+        "model_dir": str(out / "model"),
+        "config": config.to_dict(),
+    }
+    if trainer.is_global_zero:
+        model = task.model
+        extra = dict(model.config.extra)
+        extra.update(
+            {
+                "method": config.method,
+                "species_names": list(datamodule.species_names) if model.config.n_species else [],
+                "best_epoch": best_epoch,
+                "val_metrics": val_metrics,
+                "gallery": list(config.eval.gallery) if config.method == "agclip" else [],
+            }
+        )
+        model.config = dataclasses.replace(model.config, extra=extra)
+        save_model(model, out / "model")
+        _write_json(out / "summary.json", summary)
+        return summary
+    return None
+
+
+def _save_predictions(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with atomic_write(path, "wb") as fh:
+        np.savez(fh, allow_pickle=False, **arrays)
+
+
+def _is_synthetic(root: Path) -> bool:
+    return (root / "world" / "world.json").is_file()
