@@ -26,3 +26,18 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ.pop("GEOFORENSICS_CACHE", None)
     else:
         os.environ["GEOFORENSICS_CACHE"] = previous
+
+
+@pytest.fixture(scope="session")
+def train_micro_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small SYNTHETIC world (80 recordings, 1 XCDC chorus) shared by the training tests."""
+    from geoforensics.core.synth import generate_world, get_config
+    from geoforensics.core.synth.world import scaled
+
+    root = tmp_path_factory.getbasetemp() / "train-micro-world-seed0"
+    if not (root / "world" / "world.json").is_file():
+        micro = scaled(
+            get_config("tiny"), name="micro", n_recordings=80, n_xcdc=1, xcdc_minutes=(0.2, 0.3)
+        )
+        generate_world(root, micro, seed=0, progress=False, force=True)
+    return root

@@ -14,8 +14,6 @@ from safetensors.torch import load_file
 from geoforensics.core import cli
 from geoforensics.core.errors import InputError
 from geoforensics.core.models import load_model
-from geoforensics.core.synth import generate_world, get_config
-from geoforensics.core.synth.world import scaled
 from geoforensics.train.config import load_config
 from geoforensics.train.runner import train
 
@@ -25,15 +23,9 @@ EPOCHS = 3
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small SYNTHETIC world (80 recordings), generated once per test session."""
-    root = tmp_path_factory.getbasetemp() / "train-micro-world-seed0"
-    if not (root / "world" / "world.json").is_file():
-        micro = scaled(
-            get_config("tiny"), name="micro", n_recordings=80, n_xcdc=1, xcdc_minutes=(0.2, 0.3)
-        )
-        generate_world(root, micro, seed=0, progress=False, force=True)
-    return root
+def world(train_micro_world: Path) -> Path:
+    """The session's 80-recording SYNTHETIC world (tests/conftest.py)."""
+    return train_micro_world
 
 
 def _write_config(folder: Path, world: Path, text: str = "") -> Path:

@@ -13,8 +13,6 @@ import torch
 from safetensors.torch import load_file
 
 from geoforensics.core.models import frontend_for
-from geoforensics.core.synth import generate_world, get_config
-from geoforensics.core.synth.world import scaled
 from geoforensics.train.config import load_config
 from geoforensics.train.datamodule import GeoDataModule
 from geoforensics.train.runner import build_task
@@ -23,15 +21,9 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small SYNTHETIC world (80 recordings), generated once per test session."""
-    root = tmp_path_factory.getbasetemp() / "train-micro-world-seed0"
-    if not (root / "world" / "world.json").is_file():
-        micro = scaled(
-            get_config("tiny"), name="micro", n_recordings=80, n_xcdc=1, xcdc_minutes=(0.2, 0.3)
-        )
-        generate_world(root, micro, seed=0, progress=False, force=True)
-    return root
+def world(train_micro_world: Path) -> Path:
+    """The session's 80-recording SYNTHETIC world (tests/conftest.py)."""
+    return train_micro_world
 
 
 @pytest.mark.slow  # ~30 s on idle cores, up to ~70 s on 2 busy ones (two interpreters + gloo)

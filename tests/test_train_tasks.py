@@ -12,8 +12,7 @@ import torch.nn.functional as F
 
 from geoforensics.core.geo.h3cells import cell_centers, latlng_to_cell_index
 from geoforensics.core.models import ModelConfig, frontend_for
-from geoforensics.core.synth import SyntheticRangeModel, generate_world, get_config
-from geoforensics.core.synth.world import scaled
+from geoforensics.core.synth import SyntheticRangeModel
 from geoforensics.train.config import config_from_dict
 from geoforensics.train.datamodule import DenseWindowSampler, GeoDataModule, RandomWindowSampler
 from geoforensics.train.runner import build_task
@@ -28,15 +27,9 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small SYNTHETIC world (80 recordings), generated once per test session."""
-    root = tmp_path_factory.getbasetemp() / "train-micro-world-seed0"
-    if not (root / "world" / "world.json").is_file():
-        micro = scaled(
-            get_config("tiny"), name="micro", n_recordings=80, n_xcdc=1, xcdc_minutes=(0.2, 0.3)
-        )
-        generate_world(root, micro, seed=0, progress=False, force=True)
-    return root
+def world(train_micro_world: Path) -> Path:
+    """The session's 80-recording SYNTHETIC world (tests/conftest.py)."""
+    return train_micro_world
 
 
 def _config(world: Path, method: str = "agclip", **model: object):  # type: ignore[no-untyped-def]
