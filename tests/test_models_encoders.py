@@ -293,3 +293,17 @@ def test_paper_model_is_mobilenet_large_with_agclip_head() -> None:
         out = model(torch.rand(1, 3, 224, 224))
     assert out["embedding"].shape == (1, 512)
     assert np.isfinite(out["species_logits"].numpy()).all()
+
+
+def test_cpu_preset_encoder_uses_faster_batchnorm_statistics() -> None:
+    """Short CPU runs need BatchNorm running stats that settle in hundreds of steps."""
+    from torch import nn
+
+    from geoforensics.core.models import create_encoder
+
+    def momenta(name: str) -> set[float | None]:
+        encoder = create_encoder(name)
+        return {m.momentum for m in encoder.modules() if isinstance(m, nn.BatchNorm2d)}
+
+    assert momenta("mobilenet_v3_small_128") == {0.1}
+    assert momenta("mobilenet_v3_small") == {0.01}  # torchvision's, as the paper trained
