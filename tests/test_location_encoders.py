@@ -315,3 +315,18 @@ def test_saved_encoder_checksum_is_verified(tmp_path: Path) -> None:
     saved.write_bytes(saved.read_bytes()[:-8] + b"\x00" * 8)
     with pytest.raises(InputError, match="checksum"):
         load_location_encoder_file(saved)
+
+
+def test_agclip_target_from_a_sinr_checkpoint(tmp_path: Path) -> None:
+    """Table 2: AG-CLIP's frozen target can be a user's SINR checkpoint (256-d features)."""
+    from geoforensics.train.tasks.agclip import create_location_target, location_embeddings
+
+    assert create_location_target("geoclip") is None  # the cached wheel encoder
+    path = tmp_path / "sinr.pt"
+    _sinr_checkpoint(path)
+    target = create_location_target("sinr", checkpoint=path)
+    assert target is not None
+    emb = location_embeddings(np.array([[42.0, -71.0], [-33.9, 151.2]]), target)
+    assert emb.shape == (2, 256)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    assert not any(p.requires_grad for p in target.parameters())

@@ -75,7 +75,8 @@ def test_config_paths_resolve_against_the_yaml_folder(tmp_path: Path) -> None:
     path.write_text(
         "method: classification\n"
         "data: {root: ../data/world, range_model: none}\n"
-        "model: {encoder: test_tiny, h3_res: 2, pretrained: weights/enc.safetensors}\n"
+        "model: {encoder: test_tiny, h3_res: 2, pretrained: weights/enc.safetensors,\n"
+        "        location_encoder: sinr, location_encoder_checkpoint: weights/sinr.pt}\n"
         "optim: {lr_peak: 5e-2, warmup_epochs: 2}\n"  # YAML reads 5e-2 as a string
         "eval: {gallery: [train, 'file:g.csv']}\n"
         "out: ../runs/c\n",
@@ -84,6 +85,7 @@ def test_config_paths_resolve_against_the_yaml_folder(tmp_path: Path) -> None:
     config = load_config(path)
     assert config.data.root == (tmp_path / "data" / "world").resolve()
     assert config.model.pretrained == (folder / "weights" / "enc.safetensors").resolve()
+    assert config.model.location_encoder_checkpoint == (folder / "weights" / "sinr.pt").resolve()
     assert config.out == (tmp_path / "runs" / "c").resolve()
     assert config.eval.gallery == ("train", f"file:{(folder / 'g.csv').resolve()}")
     assert config.optim.lr_peak == 0.05 and config.optim.warmup_epochs == 2.0

@@ -6,7 +6,7 @@ A run is described by a YAML file with the sections below (every key optional ex
     method: agclip            # agclip | regression_mse | regression_haversine | classification
     data:   {root, train_split, val_split, test_split, range_model, checklist_threshold,
              cache_dir, cache_workers}
-    model:  {encoder, pretrained, hidden, h3_res, location_encoder}
+    model:  {encoder, pretrained, hidden, h3_res, location_encoder, location_encoder_checkpoint}
     loss:   {species_weight, symmetric, haversine_eps}
     optim:  {batch_size, momentum, nesterov, weight_decay, lr_start, lr_peak, lr_end,
              warmup_epochs, max_epochs}
@@ -18,8 +18,9 @@ A run is described by a YAML file with the sections below (every key optional ex
 
 Unknown keys and values of the wrong type raise a one-line :class:`InputError` naming the file
 and the key (``config.yaml: unknown key 'optim.lrr'``). Relative paths (``data.root``,
-``data.cache_dir``, ``model.pretrained``, ``out`` and ``file:`` galleries) are resolved against
-the YAML file's folder, so a config keeps working from any working directory.
+``data.cache_dir``, ``model.pretrained``, ``model.location_encoder_checkpoint``, ``out`` and
+``file:`` galleries) are resolved against the YAML file's folder, so a config keeps working
+from any working directory.
 """
 
 from __future__ import annotations
@@ -71,13 +72,16 @@ class DataConfig:
 class ModelSection:
     """The audio model: a registered encoder (``pretrained``: optional weights file to start
     from), the MLP head's hidden width, the H3 resolution of the classifier, and the frozen
-    location encoder whose embeddings AG-CLIP learns to match (``geoclip``)."""
+    location encoder whose embeddings AG-CLIP learns to match (``geoclip``, ``sinr``,
+    ``satclip``; Table 2) with an optional checkpoint for it (without one, ``sinr`` and
+    ``satclip`` are pretrained on the data's range model)."""
 
     encoder: str = "mobilenet_v3_large"
     pretrained: Path | None = None
     hidden: int = 128
     h3_res: int = 1
     location_encoder: str = "geoclip"
+    location_encoder_checkpoint: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -314,7 +318,11 @@ def config_from_dict(
         cache_dir=_resolve(data_cfg.cache_dir, base),
     )
     model_cfg: ModelSection = sections["model"]
-    model_cfg = dataclasses.replace(model_cfg, pretrained=_resolve(model_cfg.pretrained, base))
+    model_cfg = dataclasses.replace(
+        model_cfg,
+        pretrained=_resolve(model_cfg.pretrained, base),
+        location_encoder_checkpoint=_resolve(model_cfg.location_encoder_checkpoint, base),
+    )
     eval_cfg: EvalConfig = sections["eval"]
     eval_cfg = dataclasses.replace(
         eval_cfg, gallery=tuple(_resolve_gallery_spec(s, base) for s in eval_cfg.gallery)

@@ -81,7 +81,9 @@ def build_task(
         target = location_target
         if target is None:
             target = create_location_target(
-                config.model.location_encoder, range_model=datamodule.range_model
+                config.model.location_encoder,
+                range_model=datamodule.range_model,
+                checkpoint=config.model.location_encoder_checkpoint,
             )
         embed_dim = 512
         if target is not None:

@@ -24,6 +24,7 @@ gallery location (cosine similarity, top-1).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -44,23 +45,21 @@ LocationTarget = Callable[[torch.Tensor], torch.Tensor]
 EMBED_BATCH = 4096
 
 
-def create_location_target(name: str, range_model: Any = None) -> LocationTarget | None:
-    """The frozen location encoder called ``name``; ``None`` stands for GeoCLIP's (the
-    default, whose embeddings :func:`location_embeddings` caches on disk). Other names come
-    from :func:`geoforensics.core.models.location_encoders.create_location_encoder`
-    (``range_model`` lets it pretrain range encoders such as ``sinr`` without a checkpoint)."""
-    if name == "geoclip":
+def create_location_target(
+    name: str, range_model: Any = None, checkpoint: str | os.PathLike[str] | None = None
+) -> LocationTarget | None:
+    """The frozen location encoder called ``name``; ``None`` stands for GeoCLIP's wheel weights
+    (the default, whose embeddings :func:`location_embeddings` caches on disk). Other names and
+    checkpoints go to :func:`geoforensics.core.models.location_encoders.create_location_encoder`
+    (``range_model`` lets it pretrain ``sinr``/``satclip`` when no checkpoint is given)."""
+    if name == "geoclip" and checkpoint is None:
         return None
-    try:
-        from geoforensics.core.models import location_encoders
-    except ImportError:
-        raise InputError(f"location encoder {name!r}: only 'geoclip' is available") from None
-    factory = getattr(location_encoders, "create_location_encoder", None)
-    if factory is None:
-        raise InputError(f"location encoder {name!r}: only 'geoclip' is available")
-    encoder = factory(name, range_model=range_model)
-    if isinstance(encoder, torch.nn.Module):
-        encoder.requires_grad_(False).eval()
+    from geoforensics.core.models.location_encoders import create_location_encoder
+
+    encoder = create_location_encoder(
+        name, checkpoint=checkpoint, range_model=None if name == "geoclip" else range_model
+    )
+    encoder.requires_grad_(False).eval()
     return encoder
 
 
