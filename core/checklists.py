@@ -85,16 +85,16 @@ def checklists(
         raise InputError(f"checklist threshold {threshold}: must be in (0, 1]")
     n = len(points)
     n_species = len(range_model.species)
-    week_rows = _week_rows(weeks, n)
+    rows_of_weeks = week_rows(weeks, n, "checklists", year_round=True)
     out = np.zeros((n, n_species), dtype=bool)
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
         lat, lon = points[start:stop, 0], points[start:stop, 1]
-        if week_rows is None:
+        if rows_of_weeks is None:
             presence = _presence(range_model, lat, lon, None, n_species)
             out[start:stop] = presence >= np.float32(threshold)
             continue
-        w = week_rows[start:stop]
+        w = rows_of_weeks[start:stop]
         year = w == YEAR_ROUND
         if year.any():
             presence = _presence(range_model, lat[year], lon[year], None, n_species)
@@ -105,7 +105,14 @@ def checklists(
     return out
 
 
-def _week_rows(weeks: ArrayLike | None, n: int) -> np.ndarray | None:
+def week_rows(
+    weeks: ArrayLike | None, n: int, source: str, year_round: bool = False
+) -> np.ndarray | None:
+    """``weeks`` (None, a scalar or one per point) as int64 weeks 1-48, one per point.
+
+    With ``year_round`` the value -1 (date unknown: the year-round checklist) is allowed too.
+    Anything else raises :class:`InputError` prefixed with ``source``.
+    """
     if weeks is None:
         return None
     array = np.asarray(weeks)
@@ -113,18 +120,20 @@ def _week_rows(weeks: ArrayLike | None, n: int) -> np.ndarray | None:
         array = np.full(n, array)
     if array.shape != (n,):
         raise InputError(
-            f"checklists: weeks must be a scalar or one per point ({n}), got {array.shape}"
+            f"{source}: weeks must be a scalar or one per point ({n}), got {array.shape}"
         )
+    allowed = f"1-{WEEKS_PER_YEAR}" + (
+        f" (or {YEAR_ROUND} for an unknown date)" if year_round else ""
+    )
     if not np.issubdtype(array.dtype, np.integer):
         if not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
-            raise InputError("checklists: weeks must be whole numbers 1-48 (or -1 for unknown)")
+            raise InputError(f"{source}: weeks must be whole numbers {allowed}")
     rows = array.astype(np.int64)
-    bad = (rows != YEAR_ROUND) & ((rows < 1) | (rows > WEEKS_PER_YEAR))
+    bad = (rows < 1) | (rows > WEEKS_PER_YEAR)
+    if year_round:
+        bad &= rows != YEAR_ROUND
     if bad.any():
-        raise InputError(
-            f"checklists: week {int(rows[bad][0])} out of range: use 1-{WEEKS_PER_YEAR}, "
-            f"or {YEAR_ROUND} for an unknown date"
-        )
+        raise InputError(f"{source}: week {int(rows[bad][0])} out of range: use {allowed}")
     return rows
 
 

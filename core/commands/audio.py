@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from . import help_handler
 
 
 def register(subparsers: Any) -> None:
@@ -47,12 +48,7 @@ def register(subparsers: Any) -> None:
         help="length of audio drawn in the PNG, from the start (default 60)",
     )
     info.set_defaults(handler=_info)
-    parser.set_defaults(handler=lambda _args: _usage(parser))
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return 2
+    parser.set_defaults(handler=help_handler(parser))
 
 
 def _info(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from . import help_handler
 from .data_info import register_info
 from .data_synth import register_synth
 
@@ -17,9 +18,4 @@ def register(subparsers: Any) -> None:
     data_subparsers = parser.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
     register_synth(data_subparsers)
     register_info(data_subparsers)
-
-    def show_help(_args: argparse.Namespace) -> int:
-        parser.print_help()
-        return 2
-
-    parser.set_defaults(handler=show_help)
+    parser.set_defaults(handler=help_handler(parser))

@@ -10,6 +10,8 @@ import argparse
 import time
 from typing import Any
 
+from . import help_handler
+
 _SPEC_HELP = (
     "grid-1deg, grid-0.5deg, land-1deg, land-0.5deg, geoclip-100k or file:PATH (CSV with "
     "lat,lon columns or an (N, 2) .npy); any grid/land step dividing 180° works, e.g. land-2deg"
@@ -62,12 +64,7 @@ def register(subparsers: Any) -> None:
         description="Build, embed and inspect galleries of candidate locations.",
     )
     actions = parser.add_subparsers(dest="gallery_action", metavar="ACTION")
-
-    def _usage(_args: argparse.Namespace) -> int:
-        parser.print_help()
-        return 2
-
-    parser.set_defaults(handler=_usage)
+    parser.set_defaults(handler=help_handler(parser))
 
     build = actions.add_parser(
         "build", help="build a gallery and save it as .npy (optionally embed it with GeoCLIP)"

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ..checklists import WEEKS_PER_YEAR, week_rows
 from ..errors import DatasetNotFoundError, InputError
 from ..fileio import atomic_path
 from ..geo.distance import haversine_pairwise_np
@@ -38,7 +39,7 @@ from .species import Species
 #: threshold the paper uses for range-model checklists).
 PRESENCE_THRESHOLD = 0.1
 #: Weeks per year, as in BirdNET's range model (four per month).
-WEEKS = 48
+WEEKS = WEEKS_PER_YEAR
 #: Blob roles: present per the species' resident/summer curve, breeding range, wintering range.
 ROLE_RESIDENT, ROLE_BREEDING, ROLE_WINTERING = 0, 1, 2
 #: Habitats: land cells, or coastal cells (land or sea within about 30 km of a coast).
@@ -338,26 +339,6 @@ class SyntheticRangeModel:
         """Number of species (columns of :meth:`presence`)."""
         return len(self.species)
 
-    def _weeks(self, week: ArrayLike | None, n: int) -> np.ndarray | None:
-        if week is None:
-            return None
-        weeks = np.asarray(week)
-        if weeks.ndim == 0:
-            weeks = np.full(n, weeks)
-        if weeks.shape != (n,):
-            raise InputError(
-                f"presence: week must be a scalar or one per point ({n}), got {weeks.shape}"
-            )
-        if not np.issubdtype(weeks.dtype, np.integer):
-            if not np.all(np.isfinite(weeks)) or np.any(weeks != np.round(weeks)):
-                raise InputError("presence: week must be a whole number 1-48")
-        weeks = weeks.astype(np.int64)
-        if np.any((weeks < 1) | (weeks > WEEKS)):
-            raise InputError(
-                f"presence: week must be in 1-{WEEKS}, got {weeks.min()}..{weeks.max()}"
-            )
-        return weeks
-
     def presence(
         self, lat: ArrayLike, lon: ArrayLike, week: ArrayLike | None = None, chunk: int = 2048
     ) -> np.ndarray:
@@ -379,7 +360,7 @@ class SyntheticRangeModel:
                 f"presence: point {i} has invalid coordinates ({lat_a[i]}, {lon_a[i]})"
             )
         n = lat_a.shape[0]
-        weeks = self._weeks(week, n)
+        weeks = week_rows(week, n, "presence")
         out = np.zeros((n, self.n_species), dtype=np.float32)
         rows, cols = grid_index(lat_a, lon_a)
         land = self.land[rows, cols]
