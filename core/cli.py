@@ -21,6 +21,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "geoforensics.core.commands.gallery",
     "geoforensics.core.commands.audio",
     "geoforensics.core.commands.train",
+    "geoforensics.core.commands.pooling",
+    "geoforensics.core.commands.locate",
+    "geoforensics.core.commands.species",
     "geoforensics.core.commands.bench",
 )
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.errors import DatasetNotFoundError, InputError
+from ..core.errors import DatasetNotFoundError, InputError, WeightsNotFoundError
 from ..core.fileio import sha256_file
 from .predictions_csv import recording_ids
 from .results import RowResult, check_name
@@ -52,7 +52,8 @@ class BenchRow:
     ``budget(preset)`` picks the part of the bench preset the row depends on (its training
     budget; part of the resume check). ``unavailable(data)`` returns why the row cannot run
     on this data (None when it can); a bench without ``--rows`` leaves such rows out and says
-    why.
+    why. ``inputs(data)`` returns JSON-able identities of further inputs the row reads (e.g. a
+    user checkpoint's SHA-256); part of the resume check when given.
     """
 
     name: str
@@ -68,6 +69,7 @@ class BenchRow:
     description: str = ""
     budget: Callable[[BenchPreset], Any] | None = None
     unavailable: Callable[[BenchData], str | None] | None = None
+    inputs: Callable[[BenchData], Any] | None = None
 
     def __post_init__(self) -> None:
         check_name(self.name)
@@ -96,6 +98,7 @@ class BenchData:
         gallery: Sequence[str] = ("train",),
         xcdc_root: str | Path | None = None,
         progress: bool = True,
+        location_encoder_checkpoints: Mapping[str, str | Path] | None = None,
     ) -> None:
         self.root = Path(data_root).expanduser().resolve()
         if not self.root.is_dir():
@@ -117,6 +120,13 @@ class BenchData:
         else:
             self.xcdc_root = Path(xcdc_root).expanduser().resolve()
         self.progress = progress
+        #: User checkpoints of location encoders (``sinr``, ``satclip``) for the Table 2 rows.
+        self.location_encoder_checkpoints: dict[str, Path] = {}
+        for name, path in (location_encoder_checkpoints or {}).items():
+            file = Path(path).expanduser().resolve()
+            if not file.is_file():
+                raise WeightsNotFoundError(f"{file}: {name} checkpoint not found")
+            self.location_encoder_checkpoints[name] = file
         self._splits: dict[str, INatSounds] = {}
         self._memo: dict[tuple[Any, ...], Any] = {}
 
@@ -332,6 +342,10 @@ def _no_range_model(data: BenchData) -> str | None:
     return "needs a range model: only the synthetic world's true range model is wired in"
 
 
+def _no_xcdc_or_range_model(data: BenchData) -> str | None:
+    return _no_xcdc(data) or _no_range_model(data)
+
+
 def _oracle_results(context: RowContext) -> dict[str, Any]:
     """All species-oracle variants of one seed, computed once (one oracle trained on full
     checklists scores every variant, as in the paper)."""
@@ -340,6 +354,10 @@ def _oracle_results(context: RowContext) -> dict[str, Any]:
     data = context.data
 
     def compute() -> dict[str, Any]:
+        extra = {}
+        if data.has_xcdc():
+            recordings = list(data.xcdc)
+            extra["xcdc"] = (data.xcdc.coords(), [r.date for r in recordings])
         return run_species_oracle(
             data.root,
             range_model=data.synthetic_range_model_path,
@@ -347,6 +365,7 @@ def _oracle_results(context: RowContext) -> dict[str, Any]:
             variants=ORACLE_VARIANTS,
             seed=context.seed,
             max_epochs=data.preset.oracle_epochs,
+            extra_sets=extra,
         )
 
     results: dict[str, Any] = data.memo(("species-oracle", context.seed), compute)
@@ -358,8 +377,11 @@ def _oracle_budget(preset: BenchPreset) -> dict[str, Any]:
 
 
 def _run_species_oracle(context: RowContext) -> RowResult:
-    variant = context.row.name.removeprefix("species-oracle-")
-    oracle = _oracle_results(context)[variant]
+    """Species-oracle rows: ``species-oracle-VARIANT`` on the test split,
+    ``species-oracle-VARIANT-xcdc`` the same oracle on the XCDC recordings' true places."""
+    variant = context.row.name.removeprefix("species-oracle-").removesuffix("-xcdc")
+    key = f"xcdc:{variant}" if context.row.split == "xcdc" else variant
+    oracle = _oracle_results(context)[key]
     result = context.make_result(
         oracle.predictions,
         {
@@ -371,7 +393,8 @@ def _run_species_oracle(context: RowContext) -> RowResult:
     )
     if not np.allclose(result.errors_km(), oracle.errors_km, rtol=1e-9, atol=1e-6):
         raise InputError(
-            f"{context.row.name}: the oracle's test recordings are not the bench's test split"
+            f"{context.row.name}: the oracle's recordings are not the bench's {context.row.split} "
+            "split"
         )
     return result
 
@@ -409,11 +432,17 @@ def _eval_batch_size(preset: BenchPreset) -> int:
     return int(preset.train.get("train", {}).get("eval_batch_size", 64))
 
 
-def training_config_dict(context: RowContext, method: str, h3_res: int | None) -> dict[str, Any]:
+def training_config_dict(
+    context: RowContext,
+    method: str,
+    h3_res: int | None,
+    model_overrides: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The training config (a :func:`geoforensics.train.config.config_from_dict` mapping) of a
     trained row: the preset's budget, this seed, the bench gallery (saved as a file so that
     validation retrieves from exactly the bench's gallery) and no test pass (the bench runs
-    inference itself)."""
+    inference itself). ``model_overrides`` replace keys of the ``model`` section (e.g.
+    ``location_encoder`` for Table 2)."""
     data = context.data
     sections = {name: dict(section) for name, section in context.preset.train.items()}
     data_section = {"root": str(data.root), **sections.pop("data", {})}
@@ -422,6 +451,7 @@ def training_config_dict(context: RowContext, method: str, h3_res: int | None) -
     model_section = sections.pop("model", {})
     if h3_res is not None:
         model_section["h3_res"] = h3_res
+    model_section.update(model_overrides or {})
     gallery_file = context.work_dir / "gallery.npy"
     if method == "agclip":
         data.gallery.save(gallery_file)
@@ -442,11 +472,18 @@ def training_config_dict(context: RowContext, method: str, h3_res: int | None) -
     return config
 
 
-def train_row_model(context: RowContext, method: str, h3_res: int | None = None) -> Path:
+def train_row_model(
+    context: RowContext,
+    method: str,
+    h3_res: int | None = None,
+    model_overrides: Mapping[str, Any] | None = None,
+) -> Path:
     """Train (or reuse, or resume) the row's model in ``WORK/run``; returns the model folder.
 
-    ``WORK/bench_train.json`` records the training config: a finished run with the same config
-    is reused, an interrupted one resumed from its last checkpoint, a different one replaced.
+    ``WORK/bench_train.json`` records the training config (and the SHA-256 of a location-encoder
+    checkpoint): a finished run with the same config is reused, an interrupted one resumed from
+    its last checkpoint, a different one replaced. ``model_overrides``: see
+    :func:`training_config_dict`.
     """
     import json
     import shutil
@@ -456,12 +493,17 @@ def train_row_model(context: RowContext, method: str, h3_res: int | None = None)
     from ..train.runner import LAST_CHECKPOINT, train
 
     context.work_dir.mkdir(parents=True, exist_ok=True)
-    raw = training_config_dict(context, method, h3_res)
+    raw = training_config_dict(context, method, h3_res, model_overrides)
     config = config_from_dict(raw, source=f"bench row {context.row.name}")
     run_dir, stamp = config.out, context.work_dir / _BENCH_TRAIN_STAMP
     wanted = json.loads(json.dumps(config.to_dict()))
     if method == "agclip":  # the gallery file's path stays the same; its content may not
         wanted["bench_gallery_sha256"] = context.data.gallery.coords_sha256()
+    if config.model.location_encoder_checkpoint is not None:  # same path, new content: retrain
+        checkpoint = config.model.location_encoder_checkpoint
+        wanted["location_encoder_checkpoint_sha256"] = (
+            sha256_file(checkpoint) if checkpoint.is_file() else "absent"
+        )
     same = False
     if stamp.is_file():
         try:
@@ -481,10 +523,14 @@ def train_row_model(context: RowContext, method: str, h3_res: int | None = None)
 
 
 def predict_with_model(
-    context: RowContext, model_dir: Path, recordings: Sequence[Any]
+    context: RowContext,
+    model_dir: Path,
+    recordings: Sequence[Any],
+    index: RetrievalIndex | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """(predictions (N, 2), AG-CLIP recording embeddings (N, D) or None) of a saved model over
-    ``recordings``, from all their windows (mean pooling) - the path users run."""
+    ``recordings``, from all their windows (mean pooling) - the path users run. AG-CLIP
+    retrieves from ``index`` (default: the bench gallery in GeoCLIP space)."""
     from ..core.models import load_model
     from ..core.models.inference import iter_pooled_outputs, predict_recordings
 
@@ -498,7 +544,7 @@ def predict_with_model(
     pooled = [p for p in iter_pooled_outputs(model, recordings, batch_size=batch)]
     embeddings = np.stack([p["embedding"] for p in pooled if p is not None]).astype(np.float32)
     embeddings /= np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
-    top = context.data.retrieval_index.search(embeddings, k=1)
+    top = (index if index is not None else context.data.retrieval_index).search(embeddings, k=1)
     return top.coords[:, 0, :], embeddings
 
 
@@ -689,6 +735,24 @@ def builtin_rows() -> RowRegistry:
             ),
             registry,
         )
+        register_row(
+            BenchRow(
+                name=f"species-oracle-{variant}-xcdc",
+                label=_ORACLE_LABELS[variant],
+                table="T3",
+                split="xcdc",
+                run=_run_species_oracle,
+                uses_gallery=True,
+                trains=True,
+                budget=_oracle_budget,
+                description=(
+                    f"the {variant} species oracle on the range model's checklists at the XCDC "
+                    "recordings' true places"
+                ),
+                unavailable=_no_xcdc_or_range_model,
+            ),
+            registry,
+        )
     for name, label, _method, _res in TRAINED_ROWS:
         register_row(
             BenchRow(
@@ -756,4 +820,11 @@ def builtin_rows() -> RowRegistry:
             ),
             registry,
         )
+    from .rows_location import register_location_encoder_rows
+    from .rows_pooling import register_pooling_rows
+    from .rows_species import register_species_rows
+
+    register_location_encoder_rows(registry)
+    register_pooling_rows(registry)
+    register_species_rows(registry)
     return registry

@@ -59,6 +59,11 @@ TABLES: dict[str, TableInfo] = {
             "the true location, optionally per month or week; scored per recording)",
         ),
         TableInfo("A1", "Table A1: retrieval galleries"),
+        TableInfo(
+            "A2",
+            "Table A2: pooling AG-CLIP's window outputs over a recording (mean, max, k-means "
+            "k = 5 largest cluster, transformer over frozen window features)",
+        ),
     )
 }
 

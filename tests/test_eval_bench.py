@@ -39,6 +39,9 @@ NO_AUDIO_MODEL_ROWS = (
     "species-oracle-full",
     "species-oracle-drop50",
     "species-oracle-keep10",
+    "species-oracle-full-xcdc",
+    "species-oracle-drop50-xcdc",
+    "species-oracle-keep10-xcdc",
 )
 
 
@@ -83,7 +86,12 @@ def test_bench_writes_every_report_file(full_bench: Path, world: Path) -> None:
 
 def test_prediction_csvs_score_to_the_reported_numbers(full_bench: Path, world: Path) -> None:
     results = json.loads((full_bench / "results.json").read_text(encoding="utf-8"))
-    for row, split in (("naive", "test"), ("species-oracle-full", "test"), ("naive-xcdc", "xcdc")):
+    for row, split in (
+        ("naive", "test"),
+        ("species-oracle-full", "test"),
+        ("naive-xcdc", "xcdc"),
+        ("species-oracle-full-xcdc", "xcdc"),
+    ):
         score = score_predictions_csv(full_bench / "predictions" / f"{row}.csv", world, split)
         reported = results["rows"][row]["seeds"]["0"]
         assert score.metrics.count == reported["count"]
@@ -99,11 +107,22 @@ def test_species_oracle_beats_the_naive_baseline(full_bench: Path) -> None:
     assert oracle["acc@200km"] > naive["acc@200km"] + 0.2
 
 
+def test_species_oracle_on_xcdc_uses_the_same_oracle(full_bench: Path) -> None:
+    rows = json.loads((full_bench / "results.json").read_text(encoding="utf-8"))["rows"]
+    naive = rows["naive-xcdc"]["seeds"]["0"]
+    oracle = rows["species-oracle-full-xcdc"]["seeds"]["0"]
+    assert oracle["count"] == naive["count"] > 0
+    assert oracle["median_km"] < 0.25 * naive["median_km"]
+    tables = (full_bench / "tables.md").read_text(encoding="utf-8")
+    table3 = tables.split("Table 3 (left)")[1].split("Table 4")[0]
+    assert "| Species oracle (true checklist) |" in table3
+
+
 def test_second_run_reuses_finished_rows(full_bench: Path, world: Path) -> None:
     before = {p: p.stat().st_mtime_ns for p in (full_bench / "rows").rglob("result.json")}
     report = run_bench(world, rows=NO_AUDIO_MODEL_ROWS, out=full_bench, progress=False)
     assert report.ran == []
-    assert len(report.reused) == 5 and not report.failed
+    assert len(report.reused) == len(NO_AUDIO_MODEL_ROWS) and not report.failed
     after = {p: p.stat().st_mtime_ns for p in (full_bench / "rows").rglob("result.json")}
     assert after == before
 

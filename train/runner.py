@@ -7,7 +7,9 @@ Run folder (``config.out``)::
     checkpoints/last.ckpt    the latest checkpoint, for --resume
     logs/metrics.csv         CSVLogger: train loss, learning rate, val/... per epoch, test/...
     model/model.safetensors  the best model (save_model: safetensors + JSON config)
-    model/model.json
+    model/model.json         (config.extra["location_encoder"] names AG-CLIP's location space)
+    model/location_encoder.safetensors (+ .json)   AG-CLIP's frozen location encoder, when it
+                             is not GeoCLIP's (retrieval embeds the gallery with it)
     test_predictions.npz     ids, true and predicted lat/lon, errors of the test split
     summary.json             best epoch, val metrics of the best epoch, test metrics, wall time
 
@@ -230,7 +232,16 @@ def train(
     L.seed_everything(config.train.seed, workers=True, verbose=False)
     encoder = get_encoder_config(config.model.encoder)
     datamodule = GeoDataModule(config, frontend_for(encoder), progress=progress)
-    task = build_task(config, datamodule, location_target)
+    target = location_target
+    if target is None and config.method == "agclip":
+        # resolved here (not only inside build_task) so that the export can save it
+        datamodule.load_metadata()
+        target = create_location_target(
+            config.model.location_encoder,
+            range_model=datamodule.range_model,
+            checkpoint=config.model.location_encoder_checkpoint,
+        )
+    task = build_task(config, datamodule, target)
     trainer, checkpoint = build_trainer(config, callbacks, progress)
     if trainer.is_global_zero:
         import yaml
@@ -312,11 +323,51 @@ def train(
                 "gallery": list(config.eval.gallery) if config.method == "agclip" else [],
             }
         )
+        if config.method == "agclip":
+            extra.update(_export_location_encoder(config, target, out / "model"))
         model.config = dataclasses.replace(model.config, extra=extra)
         save_model(model, out / "model")
         _write_json(out / "summary.json", summary)
         return summary
     return None
+
+
+def _export_location_encoder(
+    config: TrainConfig, target: LocationTarget | None, model_dir: Path
+) -> dict[str, Any]:
+    """Save an AG-CLIP model's frozen location encoder beside it unless it is GeoCLIP's, and
+    return the model config's ``extra`` entries naming it (see
+    :mod:`geoforensics.core.models.model_space`): retrieval needs the same encoder."""
+    from geoforensics.core.fileio import sha256_file
+    from geoforensics.core.models.location_encoders import GeoCLIPEncoder, LocationEncoder
+    from geoforensics.core.models.model_space import (
+        location_encoder_path,
+        save_model_location_encoder,
+    )
+
+    stale = location_encoder_path(model_dir)
+    for file in (stale, stale.with_suffix(".json")):
+        file.unlink(missing_ok=True)  # a GeoCLIP export must not leave another run's encoder
+    if target is None:
+        return {"location_encoder": "geoclip"}
+    if isinstance(target, GeoCLIPEncoder):
+        return {"location_encoder": "geoclip", "location_encoder_weights": target.weights}
+    if not isinstance(target, LocationEncoder):
+        log.warning(
+            "%s: the location target %s is not a LocationEncoder and is not saved; retrieval "
+            "with this model needs it",
+            model_dir,
+            type(target).__name__,
+        )
+        return {"location_encoder": "custom"}
+    checkpoint = config.model.location_encoder_checkpoint
+    info: dict[str, Any] = {}
+    if checkpoint is not None and target.name == config.model.location_encoder:
+        info["checkpoint"] = str(checkpoint)
+        if Path(checkpoint).is_file():
+            info["checkpoint_sha256"] = sha256_file(checkpoint)
+    save_model_location_encoder(model_dir, target, info)
+    return {"location_encoder": target.name}
 
 
 def _save_predictions(path: Path, arrays: dict[str, np.ndarray]) -> None:

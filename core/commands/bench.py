@@ -2,7 +2,8 @@
 `geoforensics score` (score a prediction CSV in the public benchmark's format).
 
 geoforensics bench --data DIR [--preset tiny|small|paper] [--seeds N] [--rows a,b,c]
-                   [--out DIR] [--gallery SPEC[,SPEC...]] [--xcdc DIR] [--list-rows] [--quiet]
+                   [--out DIR] [--gallery SPEC[,SPEC...]] [--xcdc DIR]
+                   [--sinr-checkpoint PATH] [--satclip-checkpoint PATH] [--list-rows] [--quiet]
 geoforensics score CSV --data DIR [--split test|val|train|xcdc] [--json]
 """
 
@@ -48,6 +49,11 @@ def run_bench_command(args: argparse.Namespace) -> int:
         gallery=args.gallery,
         xcdc=args.xcdc,
         progress=not args.quiet,
+        location_encoder_checkpoints={
+            name: path
+            for name, path in (("sinr", args.sinr_checkpoint), ("satclip", args.satclip_checkpoint))
+            if path
+        },
     )
     print(
         f"\nbench finished in {report.seconds:.1f} s: {len(report.ran)} row runs computed, "
@@ -123,6 +129,18 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--xcdc", metavar="DIR", help="XCDC folder for the Table 3 rows (default: DATA/xcdc)"
+    )
+    parser.add_argument(
+        "--sinr-checkpoint",
+        metavar="PATH",
+        help="SINR checkpoint (public ResidualFCNet sin_cos layout) for the Table 2 SINR rows "
+        "(default: a SINR pretrained on the synthetic world's range model)",
+    )
+    parser.add_argument(
+        "--satclip-checkpoint",
+        metavar="PATH",
+        help="SatCLIP checkpoint for the Table 2 SatCLIP rows (default: a SatCLIP-style encoder "
+        "pretrained on the synthetic world's range model)",
     )
     parser.add_argument("--list-rows", action="store_true", help="list the rows and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

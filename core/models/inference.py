@@ -256,26 +256,36 @@ class _Pending:
     failed: bool = False
 
 
-def iter_pooled_outputs(
+def iter_window_outputs(
     model: AudioGeolocator,
     recordings: Iterable[Any],
     batch_size: int = 32,
-    pooling: Pooling = "mean",
+    with_features: bool = False,
     on_error: str = "raise",
+    keys: Sequence[str] | None = None,
 ) -> Iterator[dict[str, np.ndarray] | None]:
-    """Pooled outputs of each recording (``Recording`` objects or paths), in order.
+    """Unpooled window outputs of each recording (``Recording`` objects or paths), in order:
+    one dict of (W, ·) float32 arrays per recording (``features`` too with ``with_features``).
 
     Windows of consecutive recordings share model batches (``batch_size`` windows or a few
     more), so many short recordings run as fast as one long one; each recording's window
-    outputs are held until it is complete, then pooled. With ``on_error="skip"`` a recording
-    that cannot be read (missing, corrupt, empty) yields ``None`` instead of raising.
+    outputs are held until it is complete. ``keys`` keeps only those outputs (less memory when
+    collecting, e.g., the features of a whole split). With ``on_error="skip"`` a recording that
+    cannot be read (missing, corrupt, empty) yields ``None`` instead of raising.
     """
     if on_error not in ("raise", "skip"):
         raise InputError(f"on_error {on_error!r}: 'raise' or 'skip'")
     from ..audio.windows import iter_window_batches
 
     frontend = _frontend(model)
-    with_features = _needs_features(pooling)
+    wanted = None if keys is None else tuple(keys)
+    if wanted is not None:
+        with_features = with_features or "features" in wanted
+        known = {*model.split_outputs(torch.zeros(1, model.config.output_dim))}
+        known |= {"features"} | ({"probs"} if model.kind == "classification" else set())
+        unknown = sorted(set(wanted) - known)
+        if unknown:
+            raise InputError(f"window outputs {unknown}: the model gives {sorted(known)}")
     waiting: deque[_Pending] = deque()
     images: list[torch.Tensor] = []
     owners: list[_Pending] = []
@@ -285,6 +295,8 @@ def iter_pooled_outputs(
             return
         with _evaluating(model):
             outputs = _run_batch(model, torch.cat(images), with_features)
+        if wanted is not None:
+            outputs = {name: outputs[name] for name in wanted}
         offsets = np.cumsum([0, *(len(chunk) for chunk in images)])
         for owner, start, stop in zip(owners, offsets[:-1], offsets[1:], strict=True):
             owner.parts.append({name: value[start:stop] for name, value in outputs.items()})
@@ -295,7 +307,7 @@ def iter_pooled_outputs(
     def ready() -> Iterator[dict[str, np.ndarray] | None]:
         while waiting and waiting[0].finished and waiting[0].outstanding == 0:
             done = waiting.popleft()
-            yield None if done.failed else _pool(model, _concat(done.parts), pooling)
+            yield None if done.failed else _concat(done.parts)
 
     for recording in recordings:
         entry = _Pending(None, [])
@@ -321,6 +333,26 @@ def iter_pooled_outputs(
         yield from ready()
     flush()
     yield from ready()
+
+
+def iter_pooled_outputs(
+    model: AudioGeolocator,
+    recordings: Iterable[Any],
+    batch_size: int = 32,
+    pooling: Pooling = "mean",
+    on_error: str = "raise",
+) -> Iterator[dict[str, np.ndarray] | None]:
+    """Pooled outputs of each recording (``Recording`` objects or paths), in order.
+
+    The window outputs come from :func:`iter_window_outputs` (windows of consecutive
+    recordings share model batches) and are pooled as each recording completes. With
+    ``on_error="skip"`` a recording that cannot be read yields ``None`` instead of raising.
+    """
+    stream = iter_window_outputs(
+        model, recordings, batch_size, with_features=_needs_features(pooling), on_error=on_error
+    )
+    for outputs in stream:
+        yield None if outputs is None else _pool(model, outputs, pooling)
 
 
 def predict_recordings(

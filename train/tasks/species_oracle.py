@@ -27,7 +27,7 @@ import copy
 import logging
 import re
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,7 @@ from geoforensics.core.checklists import (
     dates_to_weeks,
 )
 from geoforensics.core.errors import InputError
-from geoforensics.core.geo.distance import haversine_torch
+from geoforensics.core.geo.distance import check_coords, haversine_torch
 from geoforensics.core.geo.gallery import Gallery, from_coords, resolve_gallery
 from geoforensics.core.geo.metrics import GeoMetrics, geolocation_errors, summarize_errors
 from geoforensics.core.models.location_encoders import torch_threads
@@ -386,6 +386,7 @@ def run_species_oracle(
     batch_size: int = 128,
     lr: float = 1e-2,
     test_split: str = "test",
+    extra_sets: Mapping[str, tuple[ArrayLike, Sequence[Any] | None]] | None = None,
 ) -> dict[str, OracleResult]:
     """The species-oracle rows on an iNatSounds-format dataset: variant -> :class:`OracleResult`.
 
@@ -393,6 +394,10 @@ def run_species_oracle(
     dataset's own ``ROOT/world``). ``gallery``: a :class:`Gallery`, a gallery spec or file
     (``land-1deg``, ``file:PATH``...), or (N, 2) coordinates. ``use_dates`` makes week-specific
     checklists from the recording dates (year-round where a date is missing).
+
+    ``extra_sets`` scores the same oracles on other recordings, given by name as (true
+    coordinates (N, 2), dates or None), e.g. the XCDC dawn choruses; their results are keyed
+    ``"NAME:VARIANT"``.
     """
     from geoforensics.core.geoclip.embeddings import cached_gallery_embeddings, embed_locations
 
@@ -455,4 +460,20 @@ def run_species_oracle(
             training={**info, "gallery": candidates.name, "gallery_size": len(candidates)},
         )
         log.info("species oracle %s: median %.0f km", variant, results[variant].metrics.median_km)
+        for set_name, (set_coords, set_dates) in (extra_sets or {}).items():
+            coords = check_coords(set_coords, f"{set_name} locations")
+            weeks = dates_to_weeks(list(set_dates)) if use_dates and set_dates else None
+            lists = checklists(model_ranges, coords, weeks, threshold)
+            rng = np.random.default_rng([seed, zlib.crc32(f"{set_name}:{variant}".encode())])
+            lists = corrupt(lists, variant, rng)
+            predicted = predict_locations(model, lists, candidates.coords, gallery_emb)
+            errors = geolocation_errors(predicted, coords)
+            results[f"{set_name}:{variant}"] = OracleResult(
+                variant=variant,
+                metrics=summarize_errors(errors),
+                predictions=predicted,
+                errors_km=errors,
+                checklist_sizes=checklist_sizes(lists),
+                training={**info, "gallery": candidates.name, "gallery_size": len(candidates)},
+            )
     return results

@@ -1,0 +1,652 @@
+"""`geoforensics locate`: where could these species (or this recording) have been heard?
+
+geoforensics locate --species "Sci name; Sci name" [--date YYYY-MM-DD] [--range-model SPEC]
+                    [--gallery SPEC] [--top-k K] [--radius-km R] [--json] [--map FILE.png]
+geoforensics locate AUDIO [--method birdnet-range] [--species-weights top1|weighted|threshold]
+                    [--date YYYY-MM-DD] ...
+geoforensics locate AUDIO --method agclip|fused --model MODEL_DIR [--fusion-weight W]
+                    [--date YYYY-MM-DD] [--gallery SPEC] [--top-k K] [--json] [--map FILE.png]
+
+Species-range geolocation (:func:`geoforensics.core.species.likelihood.locate_species`):
+each species is scored against the range model's presence over a gallery of candidate
+locations with a likelihood that normalises per location, and places are ranked by the
+posterior mass within ``--radius-km``. With AUDIO, BirdNET's audio model names the species
+first (``--method birdnet-range``; needs the ``birdnet`` extra). Nearest place names come
+from an offline gazetteer (``reverse_geocode``, GeoNames cities of 1,000+ people).
+
+``--method agclip`` runs a trained AG-CLIP model (``--model``, a folder written by
+``geoforensics train``) on AUDIO and retrieves over the gallery embedded in the model's own
+location space; its cosine similarities become probabilities with the temperature it was
+trained with (GeoCLIP's exp(logit_scale) ≈ 39.7). ``--method fused`` multiplies that
+distribution with BirdNET's species likelihood over the same gallery, the species term
+raised to ``--fusion-weight`` (:mod:`geoforensics.core.species.fusion`; default 1.0, the
+plain product of the two experts; the benchmark chooses the weight on validation data with
+``choose_fusion_weight``). Both rank places by region mass like the species method (no
+area prior: AG-CLIP's map already reflects where recordings are made).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from ..errors import InputError
+
+if TYPE_CHECKING:
+    from ..geo.gallery import Gallery
+    from ..species.likelihood import SpeciesLocation
+
+#: Methods of ``locate AUDIO``.
+AUDIO_METHODS: tuple[str, ...] = ("birdnet-range", "agclip", "fused")
+#: Methods that run a trained AG-CLIP model (``--model``).
+MODEL_METHODS: tuple[str, ...] = ("agclip", "fused")
+_RANGE_HELP = (
+    "range model: birdnet (default; the optional birdnet extra), sinr:CHECKPOINT[,NAMES.txt] "
+    "or world:DIR (a synthetic world's true ranges)"
+)
+_GALLERY_HELP = (
+    "candidate locations: land-1deg (default), land-0.5deg, grid-1deg, geoclip-100k, "
+    "file:PATH or a gallery .npy/.csv"
+)
+
+
+# ------------------------------------------------------------------------------ gazetteer
+
+
+@dataclass(frozen=True)
+class Place:
+    """The gazetteer's nearest populated place to a point, and how far it is."""
+
+    city: str
+    state: str
+    country: str
+    country_code: str
+    latitude: float
+    longitude: float
+    distance_km: float
+
+    def label(self) -> str:
+        """``"City, State, Country (12 km)"`` (empty parts left out)."""
+        parts = [p for p in (self.city, self.state, self.country) if p]
+        return f"{', '.join(parts)} ({self.distance_km:,.0f} km)"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return {
+            "city": self.city,
+            "state": self.state,
+            "country": self.country,
+            "country_code": self.country_code,
+            "latitude": self.latitude,
+            "longitude": self.longitude,
+            "distance_km": round(self.distance_km, 1),
+        }
+
+
+def nearest_places(coords: ArrayLike) -> list[Place]:
+    """Nearest gazetteer place (offline GeoNames cities via ``reverse_geocode``) to each point.
+
+    The distance is the great-circle distance from the point, so a point far out at sea or
+    on an ice sheet shows how far the named place really is.
+    """
+    import reverse_geocode
+
+    from ..geo.distance import check_coords, haversine_np
+
+    points = check_coords(coords, "gazetteer query")
+    if len(points) == 0:
+        return []
+    found = reverse_geocode.search([(float(a), float(b)) for a, b in points])
+    places = []
+    for point, hit in zip(points, found, strict=True):
+        where = np.array([float(hit["latitude"]), float(hit["longitude"])])
+        places.append(
+            Place(
+                city=str(hit.get("city") or ""),
+                state=str(hit.get("state") or ""),
+                country=str(hit.get("country") or hit.get("country_code") or ""),
+                country_code=str(hit.get("country_code") or ""),
+                latitude=float(where[0]),
+                longitude=float(where[1]),
+                distance_km=float(haversine_np(point, where)),
+            )
+        )
+    return places
+
+
+# ----------------------------------------------------------------------------------- map
+
+
+def write_score_map(
+    coords: ArrayLike,
+    probs: ArrayLike,
+    top_coords: ArrayLike,
+    out: str | Path,
+    title: str = "Species-range geolocation",
+) -> Path:
+    """Write a PNG heatmap: gallery points coloured by probability (log scale) and the
+    numbered top-k places; written atomically (matplotlib Agg, offline)."""
+    from matplotlib.colors import LogNorm
+
+    from ...eval.plots import MAP_FIGSIZE, _draw_coastlines, _figure, _save_png
+    from ..geo.distance import check_coords
+
+    points = check_coords(coords, "map coordinates")
+    values = np.asarray(probs, dtype=np.float64)
+    if values.shape != (len(points),):
+        raise InputError(f"map: {values.shape} probabilities for {len(points)} locations")
+    top = check_coords(np.asarray(top_coords, dtype=np.float64).reshape(-1, 2), "map top-k")
+    path = Path(out)
+    if path.suffix.lower() != ".png":
+        raise InputError(f"{path}: the map is written as PNG; give a path ending in .png")
+    peak = float(values.max()) if values.size and values.max() > 0 else 1.0
+    floor = peak * 1e-4
+    figure = _figure(MAP_FIGSIZE)
+    axes = figure.add_subplot()
+    axes.set_facecolor("white")
+    _draw_coastlines(axes)
+    order = np.argsort(values, kind="stable")  # most probable drawn last (on top)
+    size = float(np.clip(4.0e4 / max(len(points), 1), 1.0, 30.0))
+    scatter = axes.scatter(
+        points[order, 1], points[order, 0], c=np.clip(values[order], floor, None), s=size,
+        cmap="magma_r", norm=LogNorm(vmin=floor, vmax=peak), linewidths=0, zorder=2,
+    )  # fmt: skip
+    for rank, (lat, lon) in enumerate(top, start=1):
+        axes.scatter([lon], [lat], marker="*", s=220, c="#1f77b4", edgecolors="white", zorder=4)
+        axes.annotate(
+            str(rank), (lon, lat), xytext=(6, 6), textcoords="offset points", fontsize=10,
+            fontweight="bold", color="#1f77b4", zorder=5,
+        )  # fmt: skip
+    colorbar = figure.colorbar(scatter, ax=axes, fraction=0.025, pad=0.01)
+    colorbar.set_label("probability (log scale)")
+    axes.set_xlim(-180.0, 180.0)
+    axes.set_ylim(-90.0, 90.0)
+    axes.set_aspect("equal")
+    axes.set_xticks(np.arange(-180, 181, 60))
+    axes.set_yticks(np.arange(-90, 91, 30))
+    axes.set_xlabel("longitude (°)")
+    axes.set_ylabel("latitude (°)")
+    axes.set_title(title)
+    figure.subplots_adjust(left=0.06, right=0.9, top=0.93, bottom=0.1)
+    return _save_png(figure, path)
+
+
+# ------------------------------------------------------------------------------- command
+
+
+def _parse_date(text: str | None) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise InputError(f"--date {text!r}: use YYYY-MM-DD, e.g. 2024-06-01") from None
+
+
+def _heard_species(
+    args: argparse.Namespace, species_only: bool = False
+) -> tuple[list[str], np.ndarray, float]:
+    """Species names and weights heard in AUDIO by BirdNET's audio model (possibly none),
+    and the highest probability of any species. ``species_only`` ignores BirdNET's
+    non-species sound classes (Siren, Human vocal, Engine, ...)."""
+    from ..species.birdnet_audio import BirdNETAudio
+    from ..species.likelihood import weights_from_probs
+
+    path = Path(args.audio)
+    if not path.is_file():
+        raise InputError(f"{path}: no such audio file")
+    windows = BirdNETAudio(num_threads=args.threads).windows(path)
+    if len(windows) == 0:
+        raise InputError(f"{path}: no audio to analyse")
+    probs = windows.probs
+    labels = windows.labels
+    if species_only:
+        from ..species.evidence import is_sound_class
+
+        drop = [i for i, (scientific, _) in enumerate(labels) if is_sound_class(scientific)]
+        probs = probs.copy()
+        probs[:, drop] = 0.0
+    picked = weights_from_probs(probs, args.species_weights, args.min_prob)
+    names = [labels[i][0] for i in picked.indices]
+    return names, picked.weights, float(probs.max())
+
+
+def _audio_species(args: argparse.Namespace) -> tuple[list[str], np.ndarray]:
+    """Species names and weights heard in AUDIO by BirdNET's audio model."""
+    names, weights, best = _heard_species(args)
+    path = Path(args.audio)
+    if not names:
+        raise InputError(
+            f"{path}: BirdNET heard no species with probability >= {args.min_prob} "
+            f"(highest {best:.3f}); lower --min-prob or use --species-weights top1"
+        )
+    return names, weights
+
+
+def _species_input(args: argparse.Namespace) -> tuple[list[str], np.ndarray | None, str]:
+    """(names, weights or None, source description) from --species or AUDIO."""
+    from ..species.names import parse_species_list
+
+    if args.audio is not None and args.species is not None:
+        raise InputError("locate: give AUDIO or --species, not both")
+    if args.audio is None:
+        if args.species is None:
+            raise InputError(
+                'locate: give --species "Sci name; Sci name" (or an AUDIO file to analyse)'
+            )
+        if args.method is not None:
+            raise InputError(f"locate: --method {args.method} needs an AUDIO file")
+        names = parse_species_list(args.species)
+        if not names:
+            raise InputError(f"--species {args.species!r}: no species names in it")
+        return names, None, "species list"
+    method = args.method or AUDIO_METHODS[0]
+    names, weights = _audio_species(args)
+    return names, weights, f"{method} ({args.species_weights}) on {args.audio}"
+
+
+def _place_rows(result: SpeciesLocation) -> list[dict[str, Any]]:
+    places = nearest_places(result.coords[result.top])
+    rows = []
+    for rank, (index, place) in enumerate(zip(result.top, places, strict=True), start=1):
+        lat, lon = result.coords[index]
+        rows.append(
+            {
+                "rank": rank,
+                "gallery_index": int(index),
+                "latitude": float(lat),
+                "longitude": float(lon),
+                "region_probability": float(result.region_probs[index]),
+                "probability": float(result.probs[index]),
+                "log_likelihood": float(result.log_likelihood[index]),
+                "place": place.as_dict(),
+                "label": place.label(),
+            }
+        )
+    return rows
+
+
+def _print_text(
+    result: SpeciesLocation,
+    rows: list[dict[str, Any]],
+    info: dict[str, Any],
+) -> None:
+    match = result.match
+    print(
+        f"species ({info['source']}): {len(match.matched)} of {len(match.names)} matched "
+        f"the range model {info['range_model']}: {', '.join(match.matched)}"
+    )
+    if match.unmatched:
+        print(f"unmatched (ignored): {', '.join(match.unmatched)}")
+    when = f"{info['date']} -> week {result.week}"
+    if info["date"] is None:
+        when = "year-round (no date)"
+    print(
+        f"{when}; gallery {info['gallery']} ({len(result.coords)} locations); likelihood "
+        f"{result.model}; area prior {'on' if result.area_prior else 'off'}"
+    )
+    region = f"P(<{result.radius_km:g} km)" if result.radius_km > 0 else "P(point)"
+    print(f"{'rank':>4}  {'latitude':>9}  {'longitude':>10}  {region:>14}  {'P(point)':>9}  place")
+    for row in rows:
+        print(
+            f"{row['rank']:>4}  {row['latitude']:>9.3f}  {row['longitude']:>10.3f}  "
+            f"{row['region_probability']:>14.4f}  {row['probability']:>9.2e}  {row['label']}"
+        )
+    if info["map"]:
+        print(f"map -> {info['map']}")
+
+
+# ---------------------------------------------------------------- AG-CLIP and fused methods
+
+
+def _fused_species_term(
+    args: argparse.Namespace, gallery: Gallery, week: int
+) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """BirdNET's species log-likelihood over the gallery for ``--method fused``.
+
+    None (a flat species term: AG-CLIP alone decides) when BirdNET hears no species above
+    ``--min-prob`` or none of them is in the range model; ``info`` says which case.
+    """
+    from ..species.likelihood import locate_species
+    from ..species.names import match_species
+    from ..species.ranges import load_range_model
+
+    names, weights, best = _heard_species(args, species_only=True)
+    info: dict[str, Any] = {
+        "heard": names,
+        "weights": [float(w) for w in weights],
+        "matched": [],
+        "unmatched": [],
+        "range_model": args.range_model,
+        "note": None,
+    }
+    if not names:
+        info["note"] = (
+            f"BirdNET heard no species with probability >= {args.min_prob:g} (highest "
+            f"{best:.3f}): the species term is flat and AG-CLIP alone decides"
+        )
+        return None, info
+    range_model = load_range_model(args.range_model)
+    match = match_species(
+        names, list(range_model.species), getattr(range_model, "common_names", None)
+    )
+    info["matched"], info["unmatched"] = match.matched, match.unmatched
+    if not match.matched:
+        info["note"] = (
+            f"none of the heard species is in the range model {args.range_model}: the "
+            "species term is flat and AG-CLIP alone decides"
+        )
+        return None, info
+    result = locate_species(
+        names,
+        range_model,
+        gallery,
+        week=week,
+        week_weight=args.week_weight,
+        model=args.likelihood,
+        radius_km=0.0,
+        k=1,
+        weights=weights,
+        area_prior=False,
+        progress=not args.json and sys.stderr.isatty(),
+    )
+    return result.log_likelihood, info
+
+
+def _check_model_args(args: argparse.Namespace) -> Path:
+    method = args.method
+    if args.species is not None:
+        raise InputError(f"locate: --method {method} locates an AUDIO file; drop --species")
+    if args.audio is None:
+        raise InputError(f"locate: --method {method} needs an AUDIO file")
+    if args.model is None:
+        raise InputError(
+            f"locate: --method {method} needs --model MODEL_DIR (a trained AG-CLIP model folder)"
+        )
+    if args.fusion_weight is not None:
+        if method != "fused":
+            raise InputError("locate: --fusion-weight is used by --method fused only")
+        if not (args.fusion_weight >= 0):  # NaN fails too; inf means species alone
+            raise InputError(f"--fusion-weight must be >= 0, got {args.fusion_weight}")
+    path = Path(args.audio)
+    if not path.is_file():
+        raise InputError(f"{path}: no such audio file")
+    return path
+
+
+def run_model_locate(args: argparse.Namespace, when: date | None) -> int:
+    """``locate AUDIO --method agclip|fused --model MODEL_DIR``: AG-CLIP retrieval over the
+    gallery, optionally fused with BirdNET's species likelihood."""
+    from ..checklists import YEAR_ROUND, date_to_week
+    from ..geo.gallery import resolve_gallery
+    from ..models import load_model
+    from ..models.inference import locate_recording
+    from ..models.model_space import retrieval_index_for_model
+    from ..species.fusion import (
+        DEFAULT_FUSION_WEIGHT,
+        agclip_log_probs,
+        agclip_temperature,
+        fuse,
+        log_normalise,
+    )
+    from ..species.likelihood import distinct_top_k, region_probability
+
+    path = _check_model_args(args)
+    method = args.method
+    weight = DEFAULT_FUSION_WEIGHT if args.fusion_weight is None else float(args.fusion_weight)
+    model = load_model(args.model)
+    if model.kind != "agclip":
+        raise InputError(
+            f"{args.model}: a {model.kind} model; --method {method} needs an AG-CLIP model"
+        )
+    gallery = resolve_gallery(args.gallery)
+    index = retrieval_index_for_model(args.model, gallery)
+    prediction = locate_recording(model, path, index, k=min(args.top_k, len(gallery)))
+    if prediction.score_vector is None:  # pragma: no cover - AG-CLIP always scores the gallery
+        raise InputError(f"{args.model}: the model gave no scores over the gallery")
+    cosine = np.asarray(prediction.score_vector, dtype=np.float64)
+    temperature = agclip_temperature()
+    log_agclip = agclip_log_probs(cosine, temperature)
+    week = YEAR_ROUND if when is None else date_to_week(when)
+    log_final, log_species, species_info = log_agclip, None, None
+    if method == "fused":
+        species_ll, species_info = _fused_species_term(args, gallery, week)
+        if species_ll is not None:
+            log_species = log_normalise(species_ll, "species log-likelihood")
+            log_final = fuse(cosine, species_ll, weight, temperature)
+    probs = np.exp(log_final)
+    coords = gallery.coords
+    region = region_probability(probs, coords, args.radius_km)
+    top = distinct_top_k(region, coords, args.top_k, args.radius_km)
+    places = nearest_places(coords[top])
+    rows = []
+    for rank, (i, place) in enumerate(zip(top, places, strict=True), start=1):
+        row: dict[str, Any] = {
+            "rank": rank,
+            "gallery_index": int(i),
+            "latitude": float(coords[i, 0]),
+            "longitude": float(coords[i, 1]),
+            "region_probability": float(region[i]),
+            "probability": float(probs[i]),
+            "cosine": float(cosine[i]),
+            "agclip_probability": float(np.exp(log_agclip[i])),
+        }
+        if method == "fused":
+            row["species_probability"] = (
+                None if log_species is None else float(np.exp(log_species[i]))
+            )
+        row["place"] = place.as_dict()
+        row["label"] = place.label()
+        rows.append(row)
+    map_path = None
+    if args.map is not None:
+        title = "AG-CLIP" if method == "agclip" else f"AG-CLIP x species (w={weight:g})"
+        map_path = str(write_score_map(coords, probs, coords[top], args.map,
+                                       f"{title}: {path.name}"))  # fmt: skip
+    payload: dict[str, Any] = {
+        "method": method,
+        "source": str(path),
+        "model": str(args.model),
+        "n_windows": len(prediction.windows),
+        "temperature": temperature,
+        "fusion_weight": weight if method == "fused" else None,
+        "date": None if when is None else when.isoformat(),
+        "week": week,
+        "species": species_info,
+        "gallery": {"name": gallery.name, "size": len(gallery)},
+        "radius_km": float(args.radius_km),
+        "places": rows,
+        "map": map_path,
+    }
+    if args.json:
+        print(json.dumps(payload, indent=2))
+        return 0
+    print(
+        f"AG-CLIP model {args.model} on {path} ({payload['n_windows']} windows, mean pooling); "
+        f"cosine x temperature {temperature:.1f} -> softmax"
+    )
+    if species_info is not None:
+        heard = ", ".join(species_info["heard"]) or "none"
+        print(
+            f"fused with BirdNET species ({args.species_weights}; weight {weight:g}): {heard}; "
+            f"range model {args.range_model}, "
+            + ("year-round (no date)" if when is None else f"{when.isoformat()} -> week {week}")
+        )
+        if species_info["unmatched"]:
+            print(f"unmatched (ignored): {', '.join(species_info['unmatched'])}")
+        if species_info["note"]:
+            print(f"note: {species_info['note']}")
+    print(f"gallery {gallery.name} ({len(gallery)} locations)")
+    region_label = f"P(<{args.radius_km:g} km)" if args.radius_km > 0 else "P(point)"
+    print(
+        f"{'rank':>4}  {'latitude':>9}  {'longitude':>10}  {region_label:>14}  {'P(point)':>9}  "
+        f"{'cosine':>7}  place"
+    )
+    for row in rows:
+        print(
+            f"{row['rank']:>4}  {row['latitude']:>9.3f}  {row['longitude']:>10.3f}  "
+            f"{row['region_probability']:>14.4f}  {row['probability']:>9.2e}  "
+            f"{row['cosine']:>7.3f}  {row['label']}"
+        )
+    if map_path:
+        print(f"map -> {map_path}")
+    return 0
+
+
+def run_locate(args: argparse.Namespace) -> int:
+    """Handler of ``geoforensics locate``."""
+    from ..checklists import YEAR_ROUND, date_to_week
+    from ..geo.gallery import resolve_gallery
+    from ..species.likelihood import locate_species
+    from ..species.ranges import load_range_model
+
+    if args.top_k < 1:
+        raise InputError(f"--top-k must be >= 1, got {args.top_k}")
+    if args.map is not None and Path(args.map).suffix.lower() != ".png":
+        raise InputError(f"--map {args.map}: give a path ending in .png")
+    when = _parse_date(args.date)
+    if args.method in MODEL_METHODS:
+        return run_model_locate(args, when)
+    if args.model is not None or args.fusion_weight is not None:
+        raise InputError("locate: --model and --fusion-weight are used by --method agclip|fused")
+    names, weights, source = _species_input(args)
+    range_model = load_range_model(args.range_model)
+    gallery = resolve_gallery(args.gallery)
+    week = YEAR_ROUND if when is None else date_to_week(when)
+    result = locate_species(
+        names,
+        range_model,
+        gallery,
+        week=week,
+        week_weight=args.week_weight,
+        model=args.likelihood,
+        radius_km=args.radius_km,
+        k=args.top_k,
+        weights=weights,
+        progress=not args.json and sys.stderr.isatty(),
+    )
+    rows = _place_rows(result)
+    map_path = None
+    if args.map is not None:
+        title = f"Species-range geolocation: {', '.join(result.match.matched[:4])}"
+        if len(result.match.matched) > 4:
+            title += f" (+{len(result.match.matched) - 4})"
+        map_path = str(write_score_map(result.coords, result.probs, result.coords[result.top],
+                                       args.map, title))  # fmt: skip
+    info = {
+        "source": source,
+        "range_model": args.range_model,
+        "gallery": gallery.name,
+        "date": None if when is None else when.isoformat(),
+        "map": map_path,
+    }
+    if args.json:
+        payload = {
+            "method": "species-range",
+            "source": source,
+            "species": {
+                "given": result.match.names,
+                "matched": result.match.matched,
+                "unmatched": result.match.unmatched,
+                "indices": [int(i) for i in result.species_indices],
+                "weights": [float(w) for w in result.weights],
+            },
+            "date": info["date"],
+            "week": result.week,
+            "range_model": args.range_model,
+            "gallery": {"name": gallery.name, "size": len(gallery)},
+            "likelihood": result.model,
+            "radius_km": result.radius_km,
+            "area_prior": result.area_prior,
+            "places": rows,
+            "map": map_path,
+        }
+        print(json.dumps(payload, indent=2))
+    else:
+        _print_text(result, rows, info)
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add the `locate` subcommand."""
+    from ..species.likelihood import DEFAULT_RADIUS_KM, LIKELIHOOD_MODELS, WEIGHT_MODES
+
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "locate",
+        help="geolocate from a species list (or a recording's species) with range models",
+        description=(
+            "Score every candidate location by how well it explains the species (a "
+            "likelihood normalised per location over a range model's presence), and print "
+            "the most probable places with the nearest named place (offline gazetteer)."
+        ),
+    )
+    parser.add_argument(
+        "audio", nargs="?", metavar="AUDIO",
+        help="a recording to analyse (instead of --species); needs the birdnet extra",
+    )  # fmt: skip
+    parser.add_argument(
+        "--species", metavar="NAMES",
+        help='scientific names separated by ";", e.g. "Turdus merula; Parus major"',
+    )  # fmt: skip
+    parser.add_argument(
+        "--method", choices=AUDIO_METHODS, default=None,
+        help="how AUDIO is located: birdnet-range (default; BirdNET's species x range model), "
+        "agclip (a trained AG-CLIP model, --model) or fused (AG-CLIP x species likelihood)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--model", metavar="MODEL_DIR",
+        help="agclip/fused: a trained AG-CLIP model folder (model.safetensors + model.json)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--fusion-weight", type=float, default=None, metavar="W",
+        help="fused: weight of the species log-likelihood against AG-CLIP's log-probability "
+        "(default 1: the plain product of experts; 0 = AG-CLIP alone, inf = species alone)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--date", metavar="YYYY-MM-DD",
+        help="recording date: use that week's ranges (default: year-round ranges)",
+    )  # fmt: skip
+    parser.add_argument("--range-model", default="birdnet", metavar="SPEC", help=_RANGE_HELP)
+    parser.add_argument("--gallery", default="land-1deg", metavar="SPEC", help=_GALLERY_HELP)
+    parser.add_argument(
+        "--top-k", type=int, default=5, metavar="K", help="places to list (default 5)"
+    )
+    parser.add_argument(
+        "--radius-km", type=float, default=DEFAULT_RADIUS_KM, metavar="KM",
+        help="rank places by the probability that the true location is within this distance; "
+        "listed places are at least this far apart; 0 ranks single gallery points "
+        f"(default {DEFAULT_RADIUS_KM:g})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--likelihood", choices=LIKELIHOOD_MODELS, default="draw",
+        help="draw: each species a draw from the place's species distribution (default); "
+        "presence-absence: unheard present species count against a place",
+    )  # fmt: skip
+    parser.add_argument(
+        "--week-weight", type=float, default=1.0, metavar="W",
+        help="with --date: weight of that week's ranges against the year-round ones (0-1, "
+        "default 1)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--species-weights", choices=WEIGHT_MODES, default="weighted",
+        help="AUDIO: top1 species, all species weighted by probability (default) or all "
+        "above --min-prob with weight 1",
+    )  # fmt: skip
+    parser.add_argument(
+        "--min-prob", type=float, default=0.1, metavar="P",
+        help="AUDIO: lowest BirdNET probability of a species counted (default 0.1)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--threads", type=int, default=2, metavar="N", help="AUDIO: BirdNET CPU threads"
+    )
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    parser.add_argument("--map", metavar="FILE.png", help="also write a probability heatmap")
+    parser.set_defaults(handler=run_locate)

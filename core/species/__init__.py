@@ -1,0 +1,1 @@
+"""Species evidence: range models, BirdNET, species-range geolocation and fusion."""

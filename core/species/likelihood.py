@@ -1,0 +1,632 @@
+"""Species-range geolocation: score every gallery location by how well it explains the species.
+
+Input is a *range table*: an (G, S) array of presence probabilities of S species at the G
+locations of a gallery (built by :func:`geoforensics.core.species.range_table.range_table`,
+for the recording's week when the date is known). Output is a log-likelihood per location
+(:func:`species_log_likelihood`) and, like a retrieval method's scores over the gallery, a
+probability map (:func:`score_map`) that metrics, maps, the bench and fusion use unchanged.
+
+Why normalise per location. Range models extrapolate: BirdNET's range model gives many
+species a high presence in places with no data (open ocean, ice sheets), so the unnormalised
+sum of the detected species' range maps (:func:`naive_range_sum`, kept as the baseline)
+points at those species-rich-looking places whatever was heard. The models here instead ask
+how likely the *observed* species are among everything said to live at a place:
+
+``draw`` (default)
+    Each detected species is an independent draw from the location's species distribution
+
+    ``p(s | x) = (presence(x, s) + eps) / (T(x) + S·eps + background)``
+
+    where ``T(x) = Σ_s' presence(x, s')`` sums all S species, and
+    ``log L(x) = Σ_i w_i log p(s_i | x)``. A place where everything is "present" spreads its
+    mass over thousands of species, so each one is unlikely there. ``background`` is the
+    mass of species the model does not list (the "other" category of the distribution): it
+    stops a place with almost no listed species (``T`` near 0) from explaining any species it
+    barely lists, and ``eps`` is the floor that keeps a single out-of-range species (a
+    misidentification) from ruling a place out completely.
+
+``presence-absence``
+    Each species present at ``x`` is detected independently with probability
+    ``detection · presence(x, s)``; the recording shows the listed species (with belief
+    ``w_s`` in [0, 1]) and not the others:
+    ``log L(x) = Σ_s [w_s log(d·p + eps) + (1 - w_s) log(1 - d·p)]``. Species-rich places pay
+    for every present species that was not heard. By default ``d`` is set so that a place
+    of average richness would yield as many species as were heard
+    (:meth:`SpeciesLikelihood.detection_for`).
+
+Weighting for the paper's rows: annotated species (weights 1), the top-1 predicted species,
+or all predicted species weighted by their probability: :func:`weights_from_probs`.
+
+From likelihood to places (:func:`locate_species`). The posterior over gallery points is
+the likelihood times a prior: on a regular latitude/longitude grid the cells shrink towards
+the poles, so a uniform prior over *cells* would favour high latitudes; :func:`area_log_prior`
+makes the prior uniform over *area* (cos latitude). Places are then ranked by
+:func:`region_probability`, the posterior mass within ``radius_km`` of each candidate, which
+is the Bayes-optimal choice for "within R km" accuracy: a species heard in a vast range (the
+Yellow Warbler across North America) is placed in that range, not on the one small island
+where the range model's single highest value happens to lie (BirdNET's Galapagos
+population). :func:`distinct_top_k` lists places at least a radius apart.
+
+Caveat: normalising makes species-poor places attractive. Where a range model extends a
+species over the open sea (few other species there), a lone species can still point at sea
+on a gallery that includes it (``grid-*``); the land galleries (the CLI's default) avoid that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from ..checklists import YEAR_ROUND, RangeModel, week_rows
+from ..errors import InputError
+from ..geo.distance import EARTH_RADIUS_KM, check_coords
+
+if TYPE_CHECKING:
+    from ..geo.gallery import Gallery
+    from .names import SpeciesMatch
+
+#: Likelihood models of :func:`species_log_likelihood`.
+LIKELIHOOD_MODELS: tuple[str, ...] = ("draw", "presence-absence")
+#: Modes of :func:`weights_from_probs`.
+WEIGHT_MODES: tuple[str, ...] = ("top1", "weighted", "threshold")
+#: Probability floor per species (misidentifications never make a place impossible).
+DEFAULT_EPS = 1e-4
+#: Mass of unlisted species at every location (the draw model's "other" category).
+DEFAULT_BACKGROUND = 1.0
+#: Bounds of the automatic detection probability of the presence-absence model.
+AUTO_DETECTION_RANGE: tuple[float, float] = (1e-3, 0.5)
+#: Default ``min_prob`` of :func:`weights_from_probs` per mode (BirdNET's usual 0.1 cut).
+DEFAULT_MIN_PROB: dict[str, float] = {"top1": 0.0, "weighted": 0.1, "threshold": 0.1}
+#: Radius (km) of the region whose posterior mass ranks places (about a country's scale).
+DEFAULT_RADIUS_KM = 500.0
+#: Table entries handled per chunk when a statistic needs every column (~16 MB of float32).
+_CHUNK_ENTRIES = 1 << 22
+
+
+def _check_table(table: ArrayLike) -> np.ndarray:
+    array = np.asarray(table)
+    if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
+        raise InputError(
+            f"range table: expected a non-empty 2-D (locations, species) array, got {array.shape}"
+        )
+    if not np.issubdtype(array.dtype, np.floating):
+        array = array.astype(np.float32)
+    return array
+
+
+def _row_chunks(table: np.ndarray) -> list[slice]:
+    rows = max(1, _CHUNK_ENTRIES // table.shape[1])
+    return [slice(a, min(a + rows, table.shape[0])) for a in range(0, table.shape[0], rows)]
+
+
+def _checked_block(block: np.ndarray, first_row: int) -> np.ndarray:
+    """A float64 copy of table rows, refusing NaN/inf and negative presence."""
+    values = block.astype(np.float64)
+    bad = ~np.isfinite(values) | (values < 0)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise InputError(
+            f"range table: entry ({first_row + row}, {col}) is {values[row, col]}; presence "
+            "must be a finite number >= 0"
+        )
+    return values
+
+
+def location_totals(table: ArrayLike) -> np.ndarray:
+    """``T(x)``: the summed presence of all species at each location, (G,) float64."""
+    array = _check_table(table)
+    out = np.empty(array.shape[0], dtype=np.float64)
+    for rows in _row_chunks(array):
+        out[rows] = _checked_block(array[rows], rows.start).sum(axis=1)
+    return out
+
+
+def _absence_base(table: np.ndarray, detection: float) -> np.ndarray:
+    """``Σ_s log(1 - d·p(x, s))`` per location: every species present but not heard."""
+    out = np.empty(table.shape[0], dtype=np.float64)
+    for rows in _row_chunks(table):
+        values = np.clip(_checked_block(table[rows], rows.start), 0.0, 1.0)
+        out[rows] = np.log1p(-detection * values).sum(axis=1)
+    return out
+
+
+@dataclass(frozen=True)
+class SpeciesWeights:
+    """Species (column indices of a range table) and their weights, from one recording."""
+
+    indices: np.ndarray
+    weights: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.indices.size)
+
+
+def _check_species(
+    species_idx: ArrayLike, weights: ArrayLike | None, n_species: int
+) -> tuple[np.ndarray, np.ndarray]:
+    idx = np.atleast_1d(np.asarray(species_idx))
+    if idx.ndim != 1:
+        raise InputError(f"species indices: expected a 1-D list, got shape {idx.shape}")
+    if idx.size == 0:
+        raise InputError(
+            "no species to score: give at least one species (none were detected or matched)"
+        )
+    if not np.issubdtype(idx.dtype, np.integer):
+        if not np.issubdtype(idx.dtype, np.floating) or np.any(idx != np.round(idx)):
+            raise InputError(f"species indices must be whole numbers, got {idx.dtype} values")
+        idx = idx.astype(np.int64)
+    idx = idx.astype(np.int64)
+    bad = (idx < 0) | (idx >= n_species)
+    if bad.any():
+        raise InputError(
+            f"species index {int(idx[bad][0])} is not a column of the range table (0-"
+            f"{n_species - 1}); drop unmatched species (index -1) first"
+        )
+    if weights is None:
+        w = np.ones(idx.size, dtype=np.float64)
+    else:
+        w = np.atleast_1d(np.asarray(weights, dtype=np.float64))
+        if w.shape != idx.shape:
+            raise InputError(f"species weights: {w.shape} for {idx.size} species indices")
+        if not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise InputError("species weights must be finite and >= 0")
+        if not np.any(w > 0):
+            raise InputError("no species to score: every species weight is 0")
+    return idx, w
+
+
+@dataclass
+class SpeciesLikelihood:
+    """Scores locations for many species lists over one range table.
+
+    The per-location statistics each model needs over all species (the summed presence for
+    ``draw``, the all-absent log-probability for ``presence-absence``) are computed once, on
+    first use, so scoring many recordings (or many random species subsets, paper Table 3)
+    against one table costs only the selected columns per call.
+    """
+
+    table: np.ndarray
+    model: str = "draw"
+    eps: float = DEFAULT_EPS
+    background: float = DEFAULT_BACKGROUND
+    detection: float | None = None
+    _totals: np.ndarray | None = field(default=None, init=False, repr=False)
+    _absent: dict[float, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.table = _check_table(self.table)
+        if self.model not in LIKELIHOOD_MODELS:
+            raise InputError(
+                f"likelihood model {self.model!r}: choose one of {', '.join(LIKELIHOOD_MODELS)}"
+            )
+        if not np.isfinite(self.eps) or self.eps <= 0:
+            raise InputError(f"likelihood eps {self.eps}: must be a positive number")
+        if not np.isfinite(self.background) or self.background < 0:
+            raise InputError(f"likelihood background {self.background}: must be >= 0")
+        if self.detection is not None and (
+            not np.isfinite(self.detection) or not 0.0 < self.detection < 1.0
+        ):
+            raise InputError(f"detection probability {self.detection}: must be in (0, 1)")
+
+    @property
+    def n_locations(self) -> int:
+        """G, the number of gallery locations (rows)."""
+        return int(self.table.shape[0])
+
+    @property
+    def n_species(self) -> int:
+        """S, the number of species (columns)."""
+        return int(self.table.shape[1])
+
+    def totals(self) -> np.ndarray:
+        """``T(x)``, the summed presence per location (cached)."""
+        if self._totals is None:
+            self._totals = location_totals(self.table)
+        return self._totals
+
+    def detection_for(self, n_heard: float) -> float:
+        """The presence-absence detection probability for a list of ``n_heard`` species.
+
+        The fixed ``detection`` when set; otherwise the value at which a place of average
+        species richness would yield as many species as were heard (``n_heard / mean T``,
+        kept within [0.001, 0.5]): range models differ wildly in scale (BirdNET lists ~100
+        species per place, a synthetic world a handful), and a fixed value either ignores
+        the unheard species or lets them dominate.
+        """
+        if self.detection is not None:
+            return float(self.detection)
+        mean_total = float(self.totals().mean())
+        if mean_total <= 0:
+            return AUTO_DETECTION_RANGE[1]
+        low, high = AUTO_DETECTION_RANGE
+        return float(np.clip(n_heard / mean_total, low, high))
+
+    def _absence(self, detection: float) -> np.ndarray:
+        key = round(detection, 12)
+        if key not in self._absent:
+            self._absent[key] = _absence_base(self.table, key)
+        return self._absent[key]
+
+    def log_likelihood(
+        self, species_idx: ArrayLike, weights: ArrayLike | None = None
+    ) -> np.ndarray:
+        """(G,) float64 log-likelihood of the species (weights default to 1) at each location."""
+        idx, w = _check_species(species_idx, weights, self.n_species)
+        columns = _checked_block(self.table[:, idx], 0)
+        if self.model == "draw":
+            denominator = self.totals() + self.n_species * self.eps + self.background
+            log_p = np.log(columns + self.eps) - np.log(denominator)[:, None]
+            return np.asarray(log_p @ w, dtype=np.float64)
+        # presence-absence: a species listed twice counts once, with its largest belief.
+        if np.any(w > 1.0):
+            raise InputError("presence-absence weights are detection beliefs: must be in [0, 1]")
+        unique, first, inverse = np.unique(idx, return_index=True, return_inverse=True)
+        belief = np.zeros(unique.size)
+        np.maximum.at(belief, inverse, w)
+        detection = self.detection_for(float(belief.sum()))
+        p = np.clip(columns[:, first], 0.0, 1.0) * detection
+        gain = np.log(p + self.eps) - np.log1p(-p)
+        return np.asarray(self._absence(detection) + gain @ belief, dtype=np.float64)
+
+
+def species_log_likelihood(
+    table: ArrayLike,
+    species_idx: ArrayLike,
+    weights: ArrayLike | None = None,
+    model: str = "draw",
+    eps: float = DEFAULT_EPS,
+    background: float = DEFAULT_BACKGROUND,
+    detection: float | None = None,
+) -> np.ndarray:
+    """(G,) log-likelihood of observing ``species_idx`` (columns of ``table``) at each location.
+
+    ``table`` is (G, S) presence; ``weights`` (default 1 each) weight the species; ``model`` is
+    ``draw`` or ``presence-absence`` (see the module docstring). For many species lists over
+    one table, use :class:`SpeciesLikelihood` (it reuses the per-location statistic).
+    """
+    scorer = SpeciesLikelihood(
+        _check_table(table), model=model, eps=eps, background=background, detection=detection
+    )
+    return scorer.log_likelihood(species_idx, weights)
+
+
+def naive_range_sum(
+    table: ArrayLike, species_idx: ArrayLike, weights: ArrayLike | None = None
+) -> np.ndarray:
+    """The unnormalised baseline: ``Σ_i w_i presence(x, s_i)`` per location (G,).
+
+    Kept to show (tests, ablations) why it fails: it prefers places where range models list
+    many species at once, not places where the observed species are typical.
+    """
+    array = _check_table(table)
+    idx, w = _check_species(species_idx, weights, array.shape[1])
+    return np.asarray(_checked_block(array[:, idx], 0) @ w, dtype=np.float64)
+
+
+def score_map(log_lik: ArrayLike, temperature: float = 1.0) -> np.ndarray:
+    """Probabilities over the gallery (sum 1): ``softmax(log_lik / temperature)``, float64.
+
+    ``-inf`` marks an impossible location (probability 0); NaN is refused.
+    """
+    values = np.asarray(log_lik, dtype=np.float64)
+    if values.ndim != 1 or values.size == 0:
+        raise InputError(f"score map: expected a non-empty 1-D score vector, got {values.shape}")
+    if not np.isfinite(temperature) or temperature <= 0:
+        raise InputError(f"score map temperature {temperature}: must be a positive number")
+    if np.isnan(values).any() or np.isposinf(values).any():
+        raise InputError("score map: scores contain NaN or +inf")
+    top = values.max()
+    if not np.isfinite(top):
+        raise InputError("score map: every location has zero likelihood (all scores -inf)")
+    probs = np.exp((values - top) / temperature)
+    return probs / probs.sum()
+
+
+def top_k(scores: ArrayLike, k: int) -> np.ndarray:
+    """Indices of the ``k`` highest scores, best first (ties: lower index first)."""
+    values = np.asarray(scores, dtype=np.float64)
+    if values.ndim != 1 or values.size == 0:
+        raise InputError(f"top-k: expected a non-empty 1-D score vector, got {values.shape}")
+    if k < 1:
+        raise InputError(f"top-k: k must be >= 1, got {k}")
+    k = min(int(k), values.size)
+    key = np.where(np.isnan(values), -np.inf, values)
+    part = np.argpartition(-key, k - 1)[:k]
+    return part[np.lexsort((part, -key[part]))]
+
+
+def weights_from_probs(
+    probs: ArrayLike, mode: str = "top1", min_prob: float | None = None
+) -> SpeciesWeights:
+    """Species and weights from predicted species probabilities (the paper's predicted rows).
+
+    ``probs`` is (S,) for a recording, or (W, S) per window, pooled by the maximum over
+    windows (a species counts if it is heard in any window). Modes:
+
+    - ``top1``: the single most probable species, weight 1 (if its probability reaches
+      ``min_prob``, default 0);
+    - ``weighted``: every species with probability >= ``min_prob`` (default 0.1), weighted by
+      its probability;
+    - ``threshold``: the same species, weight 1 each.
+
+    The result may be empty (nothing reached ``min_prob``); scoring it raises InputError.
+    """
+    if mode not in WEIGHT_MODES:
+        raise InputError(f"species weighting {mode!r}: choose one of {', '.join(WEIGHT_MODES)}")
+    values = np.asarray(probs, dtype=np.float64)
+    if values.ndim == 2:
+        if values.shape[0] == 0:
+            raise InputError("species probabilities: no windows")
+        values = values.max(axis=0)
+    if values.ndim != 1 or values.size == 0:
+        raise InputError(
+            f"species probabilities: expected (S,) or (windows, S), got {np.shape(probs)}"
+        )
+    if not np.all(np.isfinite(values)) or np.any(values < 0) or np.any(values > 1):
+        raise InputError("species probabilities must be finite and in [0, 1]")
+    threshold = DEFAULT_MIN_PROB[mode] if min_prob is None else float(min_prob)
+    if not np.isfinite(threshold) or not 0.0 <= threshold <= 1.0:
+        raise InputError(f"min_prob {min_prob}: must be in [0, 1]")
+    if mode == "top1":
+        best = int(np.argmax(values))
+        if values[best] < threshold:
+            return SpeciesWeights(np.zeros(0, np.int64), np.zeros(0, np.float64))
+        return SpeciesWeights(np.array([best], np.int64), np.ones(1, np.float64))
+    keep = np.flatnonzero(values >= threshold)
+    keep = keep[np.argsort(-values[keep], kind="stable")]
+    weights = values[keep] if mode == "weighted" else np.ones(keep.size)
+    return SpeciesWeights(keep.astype(np.int64), weights.astype(np.float64))
+
+
+def weights_from_species(species_idx: Sequence[int] | np.ndarray) -> SpeciesWeights:
+    """Annotated species (the paper's true-species row): every listed species, weight 1.
+
+    Unmatched entries (index -1, from name matching) are dropped.
+    """
+    idx = np.asarray(species_idx, dtype=np.int64).reshape(-1)
+    idx = idx[idx >= 0]
+    return SpeciesWeights(idx, np.ones(idx.size, dtype=np.float64))
+
+
+def week_prior(
+    year_table: ArrayLike, week_table: ArrayLike, week_weight: float = 0.75
+) -> np.ndarray:
+    """Blend a week's range table with the year-round one: a soft prior from the recording date.
+
+    ``week_weight`` 1 trusts the date fully (the week's table); 0 ignores it (year-round).
+    A blend keeps species seen just outside their modelled season (early migrants, a slightly
+    wrong date) from ruling a place out. Returns float32 (G, S).
+    """
+    year = _check_table(year_table)
+    week = _check_table(week_table)
+    if year.shape != week.shape:
+        raise InputError(f"week prior: tables differ in shape ({year.shape} vs {week.shape})")
+    if not np.isfinite(week_weight) or not 0.0 <= week_weight <= 1.0:
+        raise InputError(f"week prior weight {week_weight}: must be in [0, 1]")
+    out = week.astype(np.float32) * np.float32(week_weight)
+    out += year.astype(np.float32) * np.float32(1.0 - week_weight)
+    return out
+
+
+# ------------------------------------------------------------------- from scores to places
+
+
+def area_log_prior(coords: ArrayLike) -> np.ndarray:
+    """(G,) log of each point's share of area on a regular lat/lon grid: log cos(latitude).
+
+    Use it for ``grid-*`` / ``land-*`` galleries (cells of equal angular size), so that the
+    prior is uniform over the Earth's surface rather than over cells.
+    """
+    points = check_coords(coords, "area prior coordinates")
+    weight = np.cos(np.radians(points[:, 0]))
+    return np.log(np.clip(weight, 1e-6, None) / weight.sum())
+
+
+def _unit_vectors(points: np.ndarray) -> np.ndarray:
+    lat, lon = np.radians(points[:, 0]), np.radians(points[:, 1])
+    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
+
+
+def _chord(radius_km: float) -> float:
+    """Straight-line distance through the sphere of a great-circle distance (unit sphere)."""
+    return float(2.0 * np.sin(min(radius_km / EARTH_RADIUS_KM, np.pi) / 2.0))
+
+
+def region_probability(
+    probs: ArrayLike, coords: ArrayLike, radius_km: float, chunk: int = 2048
+) -> np.ndarray:
+    """(G,) posterior mass within ``radius_km`` (great circle) of each gallery point.
+
+    ``probs`` (G,) are probabilities over the gallery points ``coords`` (G, 2). The value at
+    a point is the probability that the true location lies within the radius of it; ranking
+    by it maximises the expected accuracy at that radius. ``radius_km`` 0 returns ``probs``.
+    """
+    from scipy.spatial import cKDTree
+
+    values = np.asarray(probs, dtype=np.float64)
+    points = check_coords(coords, "region probability coordinates")
+    if values.shape != (len(points),):
+        raise InputError(
+            f"region probability: {values.shape} probabilities for {len(points)} locations"
+        )
+    if not np.isfinite(radius_km) or radius_km < 0:
+        raise InputError(f"region radius {radius_km} km: must be a number >= 0")
+    if radius_km == 0:
+        return values.copy()
+    xyz = _unit_vectors(points)
+    tree = cKDTree(xyz)
+    out = np.empty(len(points), dtype=np.float64)
+    reach = _chord(radius_km) * (1.0 + 1e-12)
+    for start in range(0, len(points), chunk):
+        stop = min(len(points), start + chunk)
+        neighbours = tree.query_ball_point(xyz[start:stop], reach, return_sorted=False)
+        counts = np.fromiter((len(n) for n in neighbours), dtype=np.int64, count=stop - start)
+        flat = np.fromiter(
+            (j for n in neighbours for j in n), dtype=np.int64, count=int(counts.sum())
+        )
+        rows = np.repeat(np.arange(stop - start), counts)
+        out[start:stop] = np.bincount(rows, weights=values[flat], minlength=stop - start)
+    return out
+
+
+def distinct_top_k(
+    scores: ArrayLike, coords: ArrayLike, k: int, min_separation_km: float = 0.0
+) -> np.ndarray:
+    """Indices of up to ``k`` best-scoring points, each at least ``min_separation_km`` from
+    every better one (greedy non-maximum suppression); plain :func:`top_k` when 0."""
+    values = np.asarray(scores, dtype=np.float64)
+    points = check_coords(coords, "top-k coordinates")
+    if values.shape != (len(points),):
+        raise InputError(f"top-k: {values.shape} scores for {len(points)} locations")
+    if not np.isfinite(min_separation_km) or min_separation_km < 0:
+        raise InputError(f"top-k separation {min_separation_km} km: must be a number >= 0")
+    if min_separation_km == 0:
+        return top_k(values, k)
+    if k < 1:
+        raise InputError(f"top-k: k must be >= 1, got {k}")
+    order = top_k(values, values.size)
+    xyz = _unit_vectors(points)
+    reach = _chord(min_separation_km)
+    chosen: list[int] = []
+    for i in order:
+        if chosen and np.min(np.linalg.norm(xyz[chosen] - xyz[i], axis=1)) < reach:
+            continue
+        chosen.append(int(i))
+        if len(chosen) == k:
+            break
+    return np.array(chosen, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class SpeciesLocation:
+    """Species-range geolocation of one species list over a gallery.
+
+    ``probs`` (G,) is the posterior over gallery points (likelihood × prior), the same kind of
+    score-over-gallery a retrieval method gives; ``region_probs`` (G,) the mass within
+    ``radius_km`` of each point (equal to ``probs`` when the radius is 0); ``top`` the indices
+    of the listed places, best first. ``match`` says which names matched the range model.
+    """
+
+    coords: np.ndarray
+    log_likelihood: np.ndarray
+    probs: np.ndarray
+    region_probs: np.ndarray
+    top: np.ndarray
+    radius_km: float
+    week: int
+    model: str
+    match: SpeciesMatch
+    species_indices: np.ndarray
+    weights: np.ndarray
+    area_prior: bool
+
+
+def _is_regular_grid(gallery: Gallery) -> bool:
+    return gallery.metadata.get("kind") in ("grid", "land") and "step_deg" in gallery.metadata
+
+
+def locate_species(
+    names: Sequence[str],
+    range_model: RangeModel,
+    gallery: Gallery,
+    week: int = YEAR_ROUND,
+    week_weight: float = 1.0,
+    model: str = "draw",
+    radius_km: float = DEFAULT_RADIUS_KM,
+    k: int = 5,
+    weights: ArrayLike | None = None,
+    area_prior: bool | None = None,
+    progress: bool = False,
+) -> SpeciesLocation:
+    """Geolocate a list of scientific names with a range model over a gallery.
+
+    Names are matched to the range model's species (:func:`~.names.match_species`; common
+    names too when the model has ``common_names``); if none match, :class:`InputError`
+    names them. ``week`` 1-48 uses that week's range table (``week_weight`` < 1 blends in the
+    year-round table, :func:`week_prior`); -1 the year-round table. ``weights`` (one per
+    name, default 1) weight the species. ``area_prior`` None: on for regular grid / land
+    galleries. Range tables are built in batches and cached (:func:`~.range_table.range_table`).
+    """
+    from .names import match_species
+    from .range_table import range_table
+
+    if not names:
+        raise InputError("no species given: pass scientific names, e.g. 'Turdus merula'")
+    match = match_species(
+        list(names), list(range_model.species), getattr(range_model, "common_names", None)
+    )
+    if not match.matched:
+        raise InputError(
+            f"none of the species matched the range model's {len(range_model.species)} species: "
+            + ", ".join(repr(n) for n in match.unmatched)
+        )
+    keep = match.indices >= 0
+    species_idx = match.indices[keep]
+    if weights is None:
+        species_w = np.ones(species_idx.size)
+    else:
+        given = np.asarray(weights, dtype=np.float64).reshape(-1)
+        if given.size != len(names):
+            raise InputError(f"locate: {given.size} weights for {len(names)} species names")
+        species_w = given[keep]
+    week_value = int(week)
+    week_rows([week_value], 1, "locate", year_round=True)
+    if not np.isfinite(week_weight) or not 0.0 <= week_weight <= 1.0:
+        raise InputError(f"week weight {week_weight}: must be in [0, 1]")
+    coords = gallery.coords
+    if week_value == YEAR_ROUND or week_weight == 0.0:
+        table = range_table(range_model, coords, None, progress=progress)
+    else:
+        table = range_table(range_model, coords, week_value, progress=progress)
+        if week_weight < 1.0:
+            year = range_table(range_model, coords, None, progress=progress)
+            table = week_prior(year, table, week_weight)
+    log_lik = SpeciesLikelihood(table, model=model).log_likelihood(species_idx, species_w)
+    use_area = _is_regular_grid(gallery) if area_prior is None else bool(area_prior)
+    posterior = log_lik + area_log_prior(coords) if use_area else log_lik
+    probs = score_map(posterior)
+    region = region_probability(probs, coords, radius_km)
+    top = distinct_top_k(region, coords, k, radius_km)
+    return SpeciesLocation(
+        coords=coords,
+        log_likelihood=log_lik,
+        probs=probs,
+        region_probs=region,
+        top=top,
+        radius_km=float(radius_km),
+        week=week_value,
+        model=model,
+        match=match,
+        species_indices=species_idx,
+        weights=species_w,
+        area_prior=use_area,
+    )
+
+
+__all__ = [
+    "AUTO_DETECTION_RANGE",
+    "DEFAULT_BACKGROUND",
+    "DEFAULT_EPS",
+    "DEFAULT_RADIUS_KM",
+    "LIKELIHOOD_MODELS",
+    "WEIGHT_MODES",
+    "SpeciesLikelihood",
+    "SpeciesLocation",
+    "SpeciesWeights",
+    "area_log_prior",
+    "distinct_top_k",
+    "locate_species",
+    "location_totals",
+    "naive_range_sum",
+    "region_probability",
+    "score_map",
+    "species_log_likelihood",
+    "top_k",
+    "week_prior",
+    "weights_from_probs",
+    "weights_from_species",
+]
