@@ -43,6 +43,9 @@ METHODS: dict[str, str] = {
     "classification": "classification",
 }
 RANGE_MODELS: tuple[str, ...] = ("synthetic", "none")
+#: Other accepted ``data.range_model`` values: specs of
+#: :func:`geoforensics.core.species.ranges.load_range_model`.
+RANGE_MODEL_PREFIXES: tuple[str, ...] = ("birdnet", "sinr:", "world:")
 STRATEGIES: tuple[str, ...] = ("auto", "ddp")
 MONITOR_MODES: tuple[str, ...] = ("min", "max")
 
@@ -53,7 +56,10 @@ class DataConfig:
 
     ``range_model``: ``"synthetic"`` reads the synthetic world's own range model
     (``ROOT/world/range_model.npz``) to make species checklists at each recording's true
-    location (presence >= ``checklist_threshold``); ``"none"`` trains without checklists.
+    location (presence >= ``checklist_threshold``); ``"none"`` trains without checklists;
+    ``"birdnet"``, ``"sinr:CHECKPOINT[,NAMES.txt]"`` or ``"world:DIR"`` make the checklists with
+    BirdNET's range model, a SINR checkpoint or another synthetic world's true ranges
+    (species matched to the dataset's categories by scientific name).
     ``cache_dir`` (default ``$GEOFORENSICS_CACHE/spectrograms``) holds the spectrogram cache;
     ``cache_workers`` processes build it.
     """
@@ -348,8 +354,13 @@ def validate(config: TrainConfig, source: str = "<config>") -> None:
     def fail(key: str, problem: str) -> None:
         raise InputError(f"{source}: '{key}' {problem}")
 
-    if config.data.range_model not in RANGE_MODELS:
-        fail("data.range_model", f"must be one of {', '.join(RANGE_MODELS)}")
+    spec = config.data.range_model
+    if spec not in RANGE_MODELS and not spec.startswith(RANGE_MODEL_PREFIXES):
+        fail(
+            "data.range_model",
+            f"must be one of {', '.join(RANGE_MODELS)} or a range-model spec "
+            "(birdnet, sinr:PATH[,NAMES.txt], world:DIR)",
+        )
     if not 0.0 < config.data.checklist_threshold <= 1.0:
         fail("data.checklist_threshold", "must be in (0, 1]")
     if config.data.cache_workers < 1:

@@ -35,6 +35,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from geoforensics.core.audio.frontend import FrontEndConfig, MelFrontEnd
+from geoforensics.core.checklists import RangeModel
+from geoforensics.core.checklists import checklists as checklists_at
 from geoforensics.core.data import INatSounds
 from geoforensics.core.errors import InputError
 from geoforensics.core.fileio import sha256_file
@@ -234,11 +236,15 @@ class GeoDataModule(L.LightningDataModule):
         if self.splits:
             return
         data = self.config.data
-        range_model = None
+        range_model: RangeModel | None = None
         if data.range_model == "synthetic":
             from geoforensics.core.synth import SyntheticRangeModel
 
             range_model = SyntheticRangeModel.load(data.root)
+        elif data.range_model != "none":
+            from geoforensics.core.species.ranges import load_range_model
+
+            range_model = load_range_model(data.range_model)
         self.range_model = range_model
         for role, name in self.split_names.items():
             dataset = INatSounds(data.root, name)
@@ -247,11 +253,11 @@ class GeoDataModule(L.LightningDataModule):
             coords = dataset.coords()
             checklists = None
             if range_model is not None:
-                present = range_model.checklist(
-                    coords[:, 0], coords[:, 1], None, threshold=data.checklist_threshold
+                present = checklists_at(
+                    range_model, coords, None, threshold=data.checklist_threshold
                 )
                 checklists, unmatched = align_checklists(
-                    range_model.species, dataset.species_names, present
+                    list(range_model.species), dataset.species_names, present
                 )
                 if unmatched and role == "train":
                     log.warning(
