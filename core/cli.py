@@ -23,8 +23,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "geoforensics.core.commands.train",
     "geoforensics.core.commands.pooling",
     "geoforensics.core.commands.locate",
+    "geoforensics.core.commands.check",
     "geoforensics.core.commands.species",
     "geoforensics.core.commands.bench",
+    "geoforensics.core.commands.app",
+    "geoforensics.core.commands.weights",
 )
 
 

@@ -820,6 +820,7 @@ def builtin_rows() -> RowRegistry:
             ),
             registry,
         )
+    from .rows_fusion import register_fusion_rows
     from .rows_location import register_location_encoder_rows
     from .rows_pooling import register_pooling_rows
     from .rows_species import register_species_rows
@@ -827,4 +828,5 @@ def builtin_rows() -> RowRegistry:
     register_location_encoder_rows(registry)
     register_pooling_rows(registry)
     register_species_rows(registry)
+    register_fusion_rows(registry)
     return registry

@@ -409,7 +409,8 @@ def locate_queries(
 
 
 def _split_recordings(data: BenchData, split: str) -> list[Any]:
-    return list(data.xcdc) if split == "xcdc" else list(data.split("test"))
+    """The recordings of ``split``: ``xcdc`` or an iNatSounds split (``test``, ``val``)."""
+    return list(data.xcdc) if split == "xcdc" else list(data.split(split))
 
 
 def _weeks(recordings: Sequence[Any]) -> list[int]:

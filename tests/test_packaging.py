@@ -68,6 +68,8 @@ def test_regular_wheel_installs_and_imports(tmp_path: Path) -> None:
     (wheel,) = wheel_dir.glob("geoforensics-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "geoforensics/core/cli.py" in names
+    assert "geoforensics/assets/outlines/countries.geojson" in names  # the app's offline map
+    assert "geoforensics/forensics_app/app.py" in names
     assert not any(name.startswith(("core/", "eval/", "train/")) for name in names)
     target = tmp_path / "site"
     subprocess.run(

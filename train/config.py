@@ -5,7 +5,7 @@ A run is described by a YAML file with the sections below (every key optional ex
 
     method: agclip            # agclip | regression_mse | regression_haversine | classification
     data:   {root, train_split, val_split, test_split, range_model, checklist_threshold,
-             cache_dir, cache_workers}
+             cache_dir, cache_workers, feature_windows}
     model:  {encoder, pretrained, hidden, h3_res, location_encoder, location_encoder_checkpoint}
     loss:   {species_weight, symmetric, haversine_eps}
     optim:  {batch_size, momentum, nesterov, weight_decay, lr_start, lr_peak, lr_end,
@@ -61,7 +61,11 @@ class DataConfig:
     BirdNET's range model, a SINR checkpoint or another synthetic world's true ranges
     (species matched to the dataset's categories by scientific name).
     ``cache_dir`` (default ``$GEOFORENSICS_CACHE/spectrograms``) holds the spectrogram cache;
-    ``cache_workers`` processes build it.
+    ``cache_workers`` processes build it. With a frozen waveform-features encoder
+    (``model.encoder: birdnet``) the window-feature cache is built instead (default
+    ``$GEOFORENSICS_CACHE/window_features``); ``feature_windows`` > 0 keeps at most that many
+    evenly spaced windows of each training recording in it (0 = all; validation and test always
+    use all windows).
     """
 
     root: Path
@@ -72,13 +76,15 @@ class DataConfig:
     checklist_threshold: float = 0.1
     cache_dir: Path | None = None
     cache_workers: int = 1
+    feature_windows: int = 0
 
 
 @dataclass(frozen=True)
 class ModelSection:
     """The audio model: a registered encoder (``pretrained``: optional weights file to start
-    from), the MLP head's hidden width, the H3 resolution of the classifier, and the frozen
-    location encoder whose embeddings AG-CLIP learns to match (``geoclip``, ``sinr``,
+    from; ``birdnet`` is a frozen encoder whose features are computed once and cached, so only
+    the head trains), the MLP head's hidden width, the H3 resolution of the classifier, and the
+    frozen location encoder whose embeddings AG-CLIP learns to match (``geoclip``, ``sinr``,
     ``satclip``; Table 2) with an optional checkpoint for it (without one, ``sinr`` and
     ``satclip`` are pretrained on the data's range model)."""
 
@@ -365,6 +371,20 @@ def validate(config: TrainConfig, source: str = "<config>") -> None:
         fail("data.checklist_threshold", "must be in (0, 1]")
     if config.data.cache_workers < 1:
         fail("data.cache_workers", "must be at least 1")
+    if config.data.feature_windows < 0:
+        fail("data.feature_windows", "must be >= 0 (0 = all windows)")
+    from geoforensics.core.models.encoders import get_encoder_config, list_encoders
+
+    if config.model.encoder not in list_encoders():
+        fail("model.encoder", f"must be one of {', '.join(list_encoders())}")
+    if (
+        config.model.pretrained is not None
+        and get_encoder_config(config.model.encoder).frozen_features
+    ):
+        fail(
+            "model.pretrained",
+            f"is not used: {config.model.encoder} is a frozen encoder without trainable weights",
+        )
     if config.model.hidden < 0:
         fail("model.hidden", "must be >= 0")
     if config.model.h3_res not in (0, 1, 2):

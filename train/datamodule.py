@@ -5,6 +5,11 @@ Each split's recordings are turned into whole-recording spectrograms once
 :meth:`GeoDataModule.on_after_batch_transfer` turns into model inputs on the training device
 (resize to the encoder's image size, channels, normalisation: the front-end's own code).
 
+With a frozen ``waveform-features`` encoder (BirdNET) each split's window features are computed
+once instead (:mod:`.feature_cache`) and batches carry them directly as the model inputs
+(``image`` is then (B, feature_dim) float32); ``frame`` is a cached window's number. Sampling is
+the same, over the cached windows (the paper's 3 s / 1.5 s grid) instead of random frames.
+
 Batch keys (after transfer): ``image`` (B, C, H, W) float32, ``latlon`` (B, 2) float32
 degrees, ``category`` (B,) int64, ``recording`` (B,) int64 (position in the split),
 ``frame`` (B,) int64 (window start frame), and ``checklist`` (B, S) float32 when a range
@@ -42,7 +47,11 @@ from geoforensics.core.errors import InputError
 from geoforensics.core.fileio import sha256_file
 
 from .config import TrainConfig
+from .feature_cache import FeatureCache, build_feature_cache
 from .spec_cache import SpectrogramCache, build_spectrogram_cache, images_from_frames
+
+#: A split's window cache: spectrogram frames, or a frozen encoder's window features.
+WindowCache = SpectrogramCache | FeatureCache
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +98,13 @@ def align_checklists(
 
 
 class WindowDataset(Dataset[dict[str, Any]]):
-    """Items are windows of cached spectrograms, addressed by ``(recording, frame)`` keys.
+    """Items are windows of cached spectrograms (key ``spec``) or cached window features (key
+    ``image``), addressed by ``(recording, frame)`` keys.
 
     The frames file is memory-mapped lazily in each process (DataLoader workers included).
     """
 
-    def __init__(self, cache: SpectrogramCache, split: SplitData) -> None:
+    def __init__(self, cache: WindowCache, split: SplitData) -> None:
         if len(cache) != len(split):
             raise InputError(
                 f"spectrogram cache has {len(cache)} recordings, split {split.name} {len(split)}"
@@ -117,8 +127,9 @@ class WindowDataset(Dataset[dict[str, Any]]):
         recording, frame = int(key[0]), int(key[1])
         if self._frames is None:
             self._frames = self.cache.memmap()
+        name = FeatureCache.input_key if isinstance(self.cache, FeatureCache) else "spec"
         item: dict[str, Any] = {
-            "spec": torch.from_numpy(self.cache.window(recording, frame, self._frames)),
+            name: torch.from_numpy(self.cache.window(recording, frame, self._frames)),
             "latlon": torch.from_numpy(self.coords[recording]),
             "category": torch.tensor(self.labels[recording], dtype=torch.int64),
             "recording": torch.tensor(recording, dtype=torch.int64),
@@ -183,7 +194,7 @@ class DenseWindowSampler(Sampler[tuple[int, int]]):
     """Every dense window of every recording, in recording order; process ``rank`` of
     ``world_size`` takes every ``world_size``-th window (disjoint shares, no padding)."""
 
-    def __init__(self, cache: SpectrogramCache, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(self, cache: WindowCache, rank: int = 0, world_size: int = 1) -> None:
         frames = [cache.dense_frames(recording) for recording in range(len(cache))]
         counts = np.array([f.size for f in frames], dtype=np.int64)
         recordings = np.repeat(np.arange(len(cache), dtype=np.int64), counts)
@@ -204,21 +215,26 @@ class GeoDataModule(L.LightningDataModule):
     ``frontend`` is the model's front-end config (its image size is the encoder's). Call
     :meth:`load_metadata` (cheap: reads the split files and the range model) to get the train
     locations and species count before building a task; Lightning then calls
-    :meth:`prepare_data` (builds the spectrogram caches, once per machine) and :meth:`setup`.
+    :meth:`prepare_data` (builds the spectrogram caches, or the window-feature caches of a
+    waveform-features encoder, once per machine) and :meth:`setup`.
     """
 
     def __init__(
         self, config: TrainConfig, frontend: FrontEndConfig, progress: bool = True
     ) -> None:
+        from geoforensics.core.models.encoders import get_encoder_config
+
         super().__init__()
         self.config = config
         self.frontend_config = frontend
-        self.frontend = MelFrontEnd(frontend)
+        self.frozen_features = get_encoder_config(config.model.encoder).frozen_features
+        # a waveform-features encoder's batches are features already: no mel front-end
+        self.frontend: MelFrontEnd | None = None if self.frozen_features else MelFrontEnd(frontend)
         self.progress = progress
         self.splits: dict[str, SplitData] = {}
         self.range_model: Any = None
         self.species_names: list[str] = []
-        self.caches: dict[str, SpectrogramCache] = {}
+        self.caches: dict[str, WindowCache] = {}
 
     # ------------------------------------------------------------------ metadata
 
@@ -292,7 +308,20 @@ class GeoDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------------ caches
 
-    def _cache(self, role: str) -> SpectrogramCache:
+    def _cache(self, role: str) -> WindowCache:
+        if role not in self.caches and self.frozen_features:
+            split = self.splits[role]
+            data = self.config.data
+            self.caches[role] = build_feature_cache(
+                split.dataset.recordings,
+                self.config.model.encoder,
+                self.frontend_config,
+                source=split.source,
+                root=data.cache_dir,
+                max_windows=data.feature_windows if role == "train" else 0,
+                progress=self.progress,
+                description=f"{self.config.model.encoder} features {split.name}",
+            )
         if role not in self.caches:
             split = self.splits[role]
             self.caches[role] = build_spectrogram_cache(
@@ -307,7 +336,7 @@ class GeoDataModule(L.LightningDataModule):
         return self.caches[role]
 
     def prepare_data(self) -> None:
-        """Build (or find) the spectrogram cache of every split."""
+        """Build (or find) the spectrogram (or window-feature) cache of every split."""
         self.load_metadata()
         for role in self.split_names:
             self._cache(role)
@@ -366,6 +395,8 @@ class GeoDataModule(L.LightningDataModule):
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Turn uint8 window slices into model inputs on the device (see the module doc)."""
         if isinstance(batch, dict) and "spec" in batch:
+            if self.frontend is None:  # pragma: no cover - feature caches give "image"
+                raise InputError("spectrogram windows in a waveform-features data module")
             batch = dict(batch)
             batch["image"] = images_from_frames(batch.pop("spec"), self.frontend)
         return batch

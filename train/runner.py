@@ -6,7 +6,8 @@ Run folder (``config.out``)::
     checkpoints/best-eNNN.ckpt   the best checkpoint (lowest validation median error)
     checkpoints/last.ckpt    the latest checkpoint, for --resume
     logs/metrics.csv         CSVLogger: train loss, learning rate, val/... per epoch, test/...
-    model/model.safetensors  the best model (save_model: safetensors + JSON config)
+    model/model.safetensors  the best model (save_model: safetensors + JSON config; with a
+                             frozen encoder such as birdnet, the head's weights only)
     model/model.json         (config.extra["location_encoder"] names AG-CLIP's location space)
     model/location_encoder.safetensors (+ .json)   AG-CLIP's frozen location encoder, when it
                              is not GeoCLIP's (retrieval embeds the gallery with it)
@@ -43,6 +44,7 @@ from geoforensics.core.errors import InputError
 from geoforensics.core.fileio import atomic_write
 from geoforensics.core.geo.metrics import geolocation_errors
 from geoforensics.core.models import ModelConfig, frontend_for, get_encoder_config, save_model
+from geoforensics.core.models.encoders import require_encoder
 
 from .config import TrainConfig
 from .datamodule import GeoDataModule
@@ -121,8 +123,9 @@ def _strategy(config: TrainConfig) -> Any:
         from lightning.pytorch.strategies import DDPStrategy
 
         # every parameter takes part in every loss (species and embedding outputs share the
-        # head's last layer), so no unused-parameter search; Lightning picks gloo on CPU and
-        # NCCL on GPUs
+        # head's last layer), so no unused-parameter search (a frozen encoder run outside
+        # torch has no parameters at all: only the head is wrapped); Lightning picks gloo on
+        # CPU and NCCL on GPUs
         return DDPStrategy(find_unused_parameters=False)
     return "auto"
 
@@ -218,6 +221,9 @@ def train(
     only process 0 returns the summary (the other processes return None).
     """
     started = time.perf_counter()
+    # a frozen encoder run outside torch (birdnet) needs its optional model: say how to
+    # install it before anything is read or written
+    encoder = require_encoder(config.model.encoder)
     out = config.out
     last = out / CHECKPOINT_DIR / LAST_CHECKPOINT
     if resume and not last.is_file():
@@ -230,7 +236,6 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
 
     L.seed_everything(config.train.seed, workers=True, verbose=False)
-    encoder = get_encoder_config(config.model.encoder)
     datamodule = GeoDataModule(config, frontend_for(encoder), progress=progress)
     target = location_target
     if target is None and config.method == "agclip":

@@ -6,6 +6,8 @@ geoforensics locate AUDIO [--method birdnet-range] [--species-weights top1|weigh
                     [--date YYYY-MM-DD] ...
 geoforensics locate AUDIO --method agclip|fused --model MODEL_DIR [--fusion-weight W]
                     [--date YYYY-MM-DD] [--gallery SPEC] [--top-k K] [--json] [--map FILE.png]
+geoforensics locate --image FILE | --text "..." [--clip FOLDER] [--gallery SPEC] [--top-k K]
+                    [--json] [--map FILE.png]
 
 Species-range geolocation (:func:`geoforensics.core.species.likelihood.locate_species`):
 each species is scored against the range model's presence over a gallery of candidate
@@ -23,6 +25,12 @@ raised to ``--fusion-weight`` (:mod:`geoforensics.core.species.fusion`; default 
 plain product of the two experts; the benchmark chooses the weight on validation data with
 ``choose_fusion_weight``). Both rank places by region mass like the species method (no
 area prior: AG-CLIP's map already reflects where recordings are made).
+
+``--image`` and ``--text`` place a photo or a description in the same location space: CLIP
+ViT-L/14 (image or text tower) through GeoCLIP's image MLP, retrieved over the gallery's
+GeoCLIP location embeddings (:mod:`geoforensics.core.vision`; the paper's appendix A.10). The
+CLIP weights come from ``--clip``, ``$GEOFORENSICS_CLIP`` or the Hugging Face cache
+(``geoforensics weights download clip`` fetches them once).
 """
 
 from __future__ import annotations
@@ -501,6 +509,74 @@ def run_model_locate(args: argparse.Namespace, when: date | None) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------ image and text
+
+
+def run_media_locate(args: argparse.Namespace) -> int:
+    """``locate --image FILE`` or ``locate --text "..."``: GeoCLIP-space retrieval of a photo
+    or a description over the gallery (CLIP through GeoCLIP's image MLP)."""
+    from ..vision import locate_image, locate_text
+
+    if args.image is not None and args.text is not None:
+        raise InputError("locate: give --image or --text, not both")
+    others = {
+        "AUDIO": args.audio, "--species": args.species, "--method": args.method,
+        "--model": args.model, "--date": args.date, "--fusion-weight": args.fusion_weight,
+    }  # fmt: skip
+    used = [name for name, value in others.items() if value is not None]
+    if used:
+        kind = "--image" if args.image is not None else "--text"
+        raise InputError(f"locate: {kind} does not take {', '.join(used)}")
+    if args.image is not None:
+        image = Path(args.image)
+        if not image.is_file():
+            raise InputError(f"{image}: no such image file")
+        result = locate_image(image, k=args.top_k, gallery=args.gallery, clip=args.clip)
+        what = f"image {image}"
+    else:
+        result = locate_text(args.text, k=args.top_k, gallery=args.gallery, clip=args.clip)
+        what = f"text {args.text!r}"
+    probs = result.probs
+    top = result.top_indices
+    places = nearest_places(result.coords[top])
+    rows = []
+    for rank, (index, place) in enumerate(zip(top, places, strict=True), start=1):
+        rows.append(
+            {
+                "rank": rank,
+                "gallery_index": int(index),
+                "latitude": float(result.coords[index, 0]),
+                "longitude": float(result.coords[index, 1]),
+                "probability": float(probs[index]),
+                "place": place.as_dict(),
+                "label": place.label(),
+            }
+        )
+    map_path = None
+    if args.map is not None:
+        title = f"GeoCLIP space: {what}"
+        map_path = str(write_score_map(result.coords, probs, result.coords[top], args.map,
+                                       title[:90]))  # fmt: skip
+    if args.json:
+        payload = result.as_dict()
+        payload["method"] = "geoclip-" + result.kind
+        payload["places"] = rows
+        payload["map"] = map_path
+        print(json.dumps(payload, indent=2))
+        return 0
+    print(f"{what}: CLIP ({result.clip_source}) through GeoCLIP's image MLP")
+    print(f"gallery {result.gallery} ({len(result.coords)} locations)")
+    print(f"{'rank':>4}  {'latitude':>9}  {'longitude':>10}  {'probability':>11}  place")
+    for row in rows:
+        print(
+            f"{row['rank']:>4}  {row['latitude']:>9.3f}  {row['longitude']:>10.3f}  "
+            f"{row['probability']:>11.4f}  {row['label']}"
+        )
+    if map_path:
+        print(f"map -> {map_path}")
+    return 0
+
+
 def run_locate(args: argparse.Namespace) -> int:
     """Handler of ``geoforensics locate``."""
     from ..checklists import YEAR_ROUND, date_to_week
@@ -512,6 +588,10 @@ def run_locate(args: argparse.Namespace) -> int:
         raise InputError(f"--top-k must be >= 1, got {args.top_k}")
     if args.map is not None and Path(args.map).suffix.lower() != ".png":
         raise InputError(f"--map {args.map}: give a path ending in .png")
+    if args.image is not None or args.text is not None:
+        return run_media_locate(args)
+    if args.clip is not None:
+        raise InputError("locate: --clip is used with --image or --text")
     when = _parse_date(args.date)
     if args.method in MODEL_METHODS:
         return run_model_locate(args, when)
@@ -581,11 +661,12 @@ def register(subparsers: Any) -> None:
 
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "locate",
-        help="geolocate from a species list (or a recording's species) with range models",
+        help="geolocate a recording, a species list, an image or a text",
         description=(
-            "Score every candidate location by how well it explains the species (a "
-            "likelihood normalised per location over a range model's presence), and print "
-            "the most probable places with the nearest named place (offline gazetteer)."
+            "Score every candidate location by how well it explains the input (species "
+            "likelihood over a range model's presence, AG-CLIP retrieval, their fusion, or "
+            "CLIP/GeoCLIP retrieval for --image and --text), and print the most probable "
+            "places with the nearest named place (offline gazetteer)."
         ),
     )
     parser.add_argument(
@@ -595,6 +676,19 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--species", metavar="NAMES",
         help='scientific names separated by ";", e.g. "Turdus merula; Parus major"',
+    )  # fmt: skip
+    parser.add_argument(
+        "--image", metavar="FILE",
+        help="a photo to place in the GeoCLIP location space (needs the CLIP weights)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--text", metavar="TEXT",
+        help='a description to place, e.g. "a rainforest in Borneo" (needs the CLIP weights)',
+    )  # fmt: skip
+    parser.add_argument(
+        "--clip", metavar="FOLDER",
+        help="--image/--text: CLIP weights folder (default $GEOFORENSICS_CLIP, then the "
+        "Hugging Face cache)",
     )  # fmt: skip
     parser.add_argument(
         "--method", choices=AUDIO_METHODS, default=None,

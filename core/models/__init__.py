@@ -1,7 +1,8 @@
 """Audio models: encoder registry, heads, the geolocator, reference checkpoints, pooling, inference.
 
 - :mod:`.encoders`: registered audio encoders (``mobilenet_v3_large``, ``mobilenet_v3_small``,
-  ``mobilenet_v3_small_128``, ``test_tiny``), :func:`create_encoder`, weights files;
+  ``mobilenet_v3_small_128``, ``test_tiny``, and ``birdnet``: BirdNET's frozen 1,024-d
+  embeddings, for head-only training), :func:`create_encoder`, weights files;
 - :mod:`.heads`: the paper's 2-layer MLP head;
 - :mod:`.geolocator`: :class:`AudioGeolocator` (AG-CLIP, regression, classification) with
   :class:`ModelConfig`, :func:`save_model` / :func:`load_model` (safetensors + JSON);

@@ -1,8 +1,23 @@
-"""Audio encoder registry (timm / open_clip style): spectrogram images -> feature vectors.
+"""Audio encoder registry (timm / open_clip style): model inputs -> feature vectors.
 
 Each encoder is registered under a name with an :class:`EncoderConfig` (feature size, input
-image size, front-end preset) and a factory. :func:`create_encoder` builds one, optionally
-initialised from a user's weights file, and attaches its config as ``module.config``.
+image size, front-end preset, input kind) and a factory. :func:`create_encoder` builds one,
+optionally initialised from a user's weights file, and attaches its config as ``module.config``.
+
+Input kinds (:attr:`EncoderConfig.input_kind`):
+
+``"spectrogram"`` (default)
+    The module maps front-end images (B, C, H, W) to features; it is trained with the head.
+``"waveform-features"``
+    A frozen encoder whose features are computed *outside* torch from raw waveform windows by
+    a registered :class:`WaveformFeatureExtractor` (:func:`register_feature_extractor`,
+    :func:`feature_extractor`). Its ``nn.Module`` side is :class:`PrecomputedFeatures`, the
+    identity on (B, feature_dim) precomputed features, with no parameters, so a model built on
+    it trains its head only. Windows are the paper's (3 s, stride 1.5 s, placed by
+    :func:`geoforensics.core.audio.windows.window_starts`), decoded straight at the extractor's
+    sample rate: :func:`frontend_for` gives a front-end config whose ``sample_rate`` and
+    window fields describe that window grid (its mel fields are unused) and
+    :func:`iter_waveform_windows` cuts a file into those windows.
 
 Registered here:
 
@@ -18,6 +33,11 @@ Registered here:
 ``test_tiny``
     A small CNN (3 conv/BatchNorm/ReLU blocks, time-averaged in 4 frequency bands, linear ->
     64-d) on 64x64 inputs, for fast tests; it learns, it is not a stub.
+``birdnet``
+    BirdNET V2.4's audio model as a frozen ``waveform-features`` encoder: the 1,024-d
+    embedding (classifier input) of each 3 s window resampled to 48 kHz (one BirdNET window
+    per paper window), run with ai-edge-litert (:mod:`geoforensics.core.species.birdnet_audio`).
+    Needs the optional extra (``pip install 'geoforensics[birdnet]'``; CC BY-NC-SA 4.0).
 
 Weights files are read with :func:`read_state_dict` (safetensors, or ``torch.load`` with
 ``weights_only=True``; never arbitrary pickles).
@@ -27,11 +47,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -41,10 +63,19 @@ if TYPE_CHECKING:
     from ..audio.frontend import FrontEndConfig
 
 
+#: What an encoder's module takes (see the module docstring).
+INPUT_KINDS: tuple[str, ...] = ("spectrogram", "waveform-features")
+
+
 @dataclass(frozen=True)
 class EncoderConfig:
     """What a registered encoder takes and gives: square ``image_size`` inputs with
-    ``in_channels`` channels made by the ``frontend`` preset, ``feature_dim`` features out."""
+    ``in_channels`` channels made by the ``frontend`` preset, ``feature_dim`` features out.
+
+    ``input_kind="waveform-features"`` marks a frozen encoder whose features a registered
+    extractor computes from waveform windows at ``sample_rate`` Hz (the ``frontend`` preset
+    then only gives the window length and stride; ``image_size``/``in_channels`` are 1).
+    """
 
     name: str
     feature_dim: int
@@ -52,12 +83,28 @@ class EncoderConfig:
     in_channels: int = 3
     frontend: str = "paper"
     description: str = ""
+    input_kind: str = "spectrogram"
+    sample_rate: int | None = None
 
     def __post_init__(self) -> None:
         if self.feature_dim <= 0 or self.image_size <= 0 or self.in_channels <= 0:
             raise InputError(
                 f"encoder {self.name!r}: feature_dim, image_size and in_channels must be positive"
             )
+        if self.input_kind not in INPUT_KINDS:
+            raise InputError(
+                f"encoder {self.name!r}: input_kind {self.input_kind!r} must be one of "
+                f"{', '.join(INPUT_KINDS)}"
+            )
+        if self.input_kind == "waveform-features" and not (self.sample_rate or 0) > 0:
+            raise InputError(
+                f"encoder {self.name!r}: a waveform-features encoder needs sample_rate"
+            )
+
+    @property
+    def frozen_features(self) -> bool:
+        """Whether features are precomputed outside torch (``waveform-features``)."""
+        return self.input_kind == "waveform-features"
 
 
 EncoderFactory = Callable[[EncoderConfig], nn.Module]
@@ -100,11 +147,27 @@ def get_encoder_config(name: str) -> EncoderConfig:
 
 
 def frontend_for(config: EncoderConfig | str) -> FrontEndConfig:
-    """The encoder's front-end preset with the image size set to the encoder's input size."""
+    """The encoder's front-end preset with the image size set to the encoder's input size.
+
+    For a ``waveform-features`` encoder the preset's windows are kept and the sample rate is
+    the extractor's (name ``<preset>-waveform-<rate>``): the config then describes the window
+    grid the features are computed on.
+    """
     from ..audio.frontend import get_frontend_config
 
     cfg = get_encoder_config(config) if isinstance(config, str) else config
     preset = get_frontend_config(cfg.frontend)
+    if cfg.frozen_features:
+        assert cfg.sample_rate is not None
+        return dataclasses.replace(
+            preset,
+            name=f"{preset.name}-waveform-{cfg.sample_rate}",
+            sample_rate=cfg.sample_rate,
+            f_max=min(preset.f_max, cfg.sample_rate / 2),
+            image_height=cfg.image_size,
+            image_width=cfg.image_size,
+            channels=cfg.in_channels,
+        )
     return dataclasses.replace(
         preset,
         image_height=cfg.image_size,
@@ -126,6 +189,201 @@ def create_encoder(name: str, weights: str | os.PathLike[str] | None = None) -> 
     if weights is not None:
         load_encoder_weights(module, weights)
     return module
+
+
+# ---------------------------------------------------------------------------------------------
+# frozen encoders computed outside torch (input kind "waveform-features")
+
+
+class WaveformFeatureExtractor(Protocol):
+    """A frozen feature model run outside torch on raw waveform windows.
+
+    ``window_samples`` is its input length, ``identity`` a string that changes whenever its
+    outputs could (e.g. a checksum of its model file; part of cache keys); calling it maps
+    (B, window_samples) float32 windows to (B, feature_dim) float32 features.
+    """
+
+    @property
+    def window_samples(self) -> int: ...
+
+    @property
+    def identity(self) -> str: ...
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class _ExtractorEntry:
+    identity: Callable[[], str]
+    factory: Callable[[int], WaveformFeatureExtractor]
+
+
+_EXTRACTORS: dict[str, _ExtractorEntry] = {}
+_LOADED: dict[tuple[str, int], WaveformFeatureExtractor] = {}
+_LOADED_LOCK = threading.Lock()
+
+
+def register_feature_extractor(
+    name: str, identity: Callable[[], str]
+) -> Callable[
+    [Callable[[int], WaveformFeatureExtractor]], Callable[[int], WaveformFeatureExtractor]
+]:
+    """Decorator registering ``factory(num_threads) -> extractor`` for the waveform-features
+    encoder ``name``. ``identity()`` must be cheap (no model load) and raise a one-line
+    :class:`WeightsNotFoundError` saying how to install the model when it is missing."""
+
+    def decorator(
+        factory: Callable[[int], WaveformFeatureExtractor],
+    ) -> Callable[[int], WaveformFeatureExtractor]:
+        if name in _EXTRACTORS:
+            raise InputError(f"feature extractor {name!r} is already registered")
+        _EXTRACTORS[name] = _ExtractorEntry(identity, factory)
+        return factory
+
+    return decorator
+
+
+def _extractor_entry(name: str) -> _ExtractorEntry:
+    config = get_encoder_config(name)
+    if not config.frozen_features or name not in _EXTRACTORS:
+        raise InputError(f"encoder {name!r} computes its features in torch (no extractor)")
+    return _EXTRACTORS[name]
+
+
+def feature_extractor_identity(name: str) -> str:
+    """Identity of encoder ``name``'s extractor (its model checksum), without loading it;
+    raises the extractor's install message when its model is not installed."""
+    return _extractor_entry(name).identity()
+
+
+def require_encoder(name: str) -> EncoderConfig:
+    """The config of encoder ``name``, after checking that everything it needs is installed
+    (a ``waveform-features`` encoder's model: a one-line install message otherwise)."""
+    config = get_encoder_config(name)
+    if config.frozen_features:
+        feature_extractor_identity(name)
+    return config
+
+
+def feature_extractor(name: str, num_threads: int | None = None) -> WaveformFeatureExtractor:
+    """The loaded extractor of the waveform-features encoder ``name`` (one per process and
+    thread count; ``num_threads`` defaults to ``torch.get_num_threads()``)."""
+    entry = _extractor_entry(name)
+    entry.identity()  # the install message before any heavier import
+    threads = max(1, int(num_threads if num_threads is not None else torch.get_num_threads()))
+    with _LOADED_LOCK:
+        extractor = _LOADED.get((name, threads))
+        if extractor is None:
+            extractor = entry.factory(threads)
+            _LOADED[(name, threads)] = extractor
+    return extractor
+
+
+def waveform_features(
+    name: str, windows: np.ndarray | torch.Tensor, num_threads: int | None = None
+) -> np.ndarray:
+    """(B, window_samples) waveform windows -> (B, feature_dim) float32 features of the
+    waveform-features encoder ``name``."""
+    config = get_encoder_config(name)
+    extractor = feature_extractor(name, num_threads)
+    if isinstance(windows, torch.Tensor):
+        windows = windows.detach().cpu().numpy()
+    batch = np.ascontiguousarray(windows, dtype=np.float32)
+    if batch.ndim != 2 or batch.shape[1] != extractor.window_samples:
+        raise InputError(
+            f"encoder {name!r}: expected (B, {extractor.window_samples}) waveform windows, got "
+            f"{batch.shape}"
+        )
+    if batch.shape[0] == 0:
+        return np.zeros((0, config.feature_dim), dtype=np.float32)
+    features = np.asarray(extractor(batch), dtype=np.float32)
+    if features.shape != (batch.shape[0], config.feature_dim):
+        raise InputError(
+            f"encoder {name!r}: extractor gave features of shape {features.shape}, expected "
+            f"{(batch.shape[0], config.feature_dim)}"
+        )
+    return features
+
+
+@dataclass(frozen=True)
+class WaveformWindows:
+    """A batch of consecutive waveform windows of one recording: ``index`` (n,) window numbers,
+    ``start``/``end`` (n,) sample spans in the recording (a zero-padded window ends at the
+    recording's end) and ``windows`` (n, window_samples) float32."""
+
+    index: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    windows: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.index.size)
+
+
+def iter_waveform_windows(
+    path: str | os.PathLike[str],
+    frontend: FrontEndConfig,
+    batch_size: int = 32,
+    select: np.ndarray | None = None,
+) -> Iterator[WaveformWindows]:
+    """Decode ``path`` at ``frontend.sample_rate`` as a stream and yield its windows,
+    ``batch_size`` at a time, as :class:`WaveformWindows`.
+
+    The windows are those of :func:`geoforensics.core.audio.windows.window_starts` (a
+    recording shorter than one window gives one zero-padded window), i.e. the same grid as the
+    spectrogram path at the front-end's window and stride in seconds. ``select`` (window
+    indices) keeps only those windows. Memory: one decode chunk and one batch of windows.
+    """
+    from ..audio.decode import stream_audio
+    from ..audio.windows import iter_window_runs
+
+    if batch_size <= 0:
+        raise InputError(f"batch_size must be positive, got {batch_size}")
+    window, stride = frontend.window_samples, frontend.stride_samples
+    wanted = None if select is None else np.asarray(select, dtype=np.int64)
+    seen = [0]
+
+    def counted() -> Iterator[np.ndarray]:
+        for chunk in stream_audio(path, sample_rate=frontend.sample_rate):
+            seen[0] += chunk.size
+            yield chunk
+
+    index = 0
+    for first, count, samples in iter_window_runs(counted(), window, stride, batch_size):
+        numbers = np.arange(index, index + count, dtype=np.int64)
+        index += count
+        keep = np.arange(count) if wanted is None else np.flatnonzero(np.isin(numbers, wanted))
+        if keep.size == 0:
+            continue
+        views = np.lib.stride_tricks.sliding_window_view(samples, window)[::stride]
+        start = first + stride * keep.astype(np.int64)
+        yield WaveformWindows(
+            index=numbers[keep],
+            start=start,
+            end=np.minimum(start + window, seen[0]),
+            windows=np.ascontiguousarray(views[keep], dtype=np.float32),
+        )
+
+
+class PrecomputedFeatures(nn.Module):
+    """The ``nn.Module`` side of a waveform-features encoder: the identity on (B, feature_dim)
+    features computed outside torch. It has no parameters (and no buffers), so the encoder
+    stays frozen and a model built on it trains and saves its head only."""
+
+    config: EncoderConfig
+
+    def __init__(self, feature_dim: int) -> None:
+        super().__init__()
+        self.feature_dim = int(feature_dim)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if features.ndim != 2 or features.shape[1] != self.feature_dim:
+            raise InputError(
+                f"precomputed features must be (B, {self.feature_dim}), got "
+                f"{tuple(features.shape)} (waveform windows go through the feature extractor "
+                "first)"
+            )
+        return features
 
 
 # ---------------------------------------------------------------------------------------------
@@ -367,3 +625,49 @@ def _mobilenet_v3_small_128(config: EncoderConfig) -> nn.Module:
 )
 def _test_tiny(config: EncoderConfig) -> nn.Module:
     return TinyConvEncoder(config.in_channels, feature_dim=config.feature_dim)
+
+
+@register_encoder(
+    "birdnet",
+    EncoderConfig(
+        "birdnet",
+        feature_dim=1024,
+        image_size=1,
+        in_channels=1,
+        frontend="paper",
+        input_kind="waveform-features",
+        sample_rate=48_000,
+        description="BirdNET V2.4 audio model, frozen: 1,024-d embedding of each 3 s window at "
+        "48 kHz (optional extra: pip install 'geoforensics[birdnet]')",
+    ),
+)
+def _birdnet(config: EncoderConfig) -> nn.Module:
+    return PrecomputedFeatures(config.feature_dim)
+
+
+def _birdnet_identity() -> str:
+    from ..species.birdnet_audio import audio_model_identity
+
+    return audio_model_identity()
+
+
+class BirdNETFeatures:
+    """BirdNET's 1,024-d window embeddings as a :class:`WaveformFeatureExtractor`."""
+
+    def __init__(self, num_threads: int) -> None:
+        from ..species.birdnet_audio import WINDOW_SAMPLES, BirdNETAudio
+
+        self.model = BirdNETAudio(num_threads=num_threads)
+        self.window_samples = WINDOW_SAMPLES
+
+    @property
+    def identity(self) -> str:
+        return self.model.identity
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        return self.model.logits_and_embeddings(windows)[1]
+
+
+@register_feature_extractor("birdnet", _birdnet_identity)
+def _birdnet_features(num_threads: int) -> WaveformFeatureExtractor:
+    return BirdNETFeatures(num_threads)

@@ -17,6 +17,12 @@ Method kinds (:attr:`ModelConfig.kind`) and what :meth:`AudioGeolocator.forward`
 Models are saved as ``model.safetensors`` (weights) and ``model.json`` (the config, with the
 full front-end config so that inference rebuilds exactly the training inputs);
 :func:`load_model` reads safetensors only, never a pickle.
+
+With a frozen ``waveform-features`` encoder (``birdnet``; see :mod:`.encoders`) the model's
+inputs are the encoder's precomputed (B, feature_dim) features: the encoder module is the
+identity, only the head has parameters (and is saved), and
+:meth:`AudioGeolocator.features_from_waveforms` computes the features of raw waveform windows
+(inference does this for you).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -94,6 +101,11 @@ class ModelConfig:
         if self.frontend is None:
             object.__setattr__(self, "frontend", frontend_for(encoder).to_dict())
         frontend = self.frontend_config  # validates
+        if encoder.frozen_features and frontend.sample_rate != encoder.sample_rate:
+            raise InputError(
+                f"model config: encoder {self.encoder!r} reads {encoder.sample_rate} Hz audio, "
+                f"the front-end {frontend.sample_rate} Hz"
+            )
         if frontend.channels != encoder.in_channels:
             raise InputError(
                 f"model config: front-end gives {frontend.channels} channels, encoder "
@@ -171,11 +183,32 @@ class AudioGeolocator(nn.Module):
 
     @property
     def frontend_config(self) -> FrontEndConfig:
-        """The front-end that makes this model's inputs."""
+        """The front-end that makes this model's inputs (for a waveform-features encoder: the
+        window grid and sample rate its features are computed on)."""
         return self.config.frontend_config
 
+    @property
+    def frozen_features(self) -> bool:
+        """Whether the encoder's features are precomputed outside torch (``waveform-features``
+        input kind): the model's inputs are then (B, feature_dim) features."""
+        return get_encoder_config(self.config.encoder).frozen_features
+
+    def features_from_waveforms(self, windows: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """(B, window_samples) raw waveform windows -> (B, feature_dim) model inputs on the
+        model's device, computed by the frozen encoder's extractor (waveform-features only)."""
+        from .encoders import waveform_features
+
+        if not self.frozen_features:
+            raise InputError(
+                f"encoder {self.config.encoder!r} takes spectrogram images, not waveform windows"
+            )
+        features = waveform_features(self.config.encoder, windows)
+        device = next(self.head.parameters()).device
+        return torch.from_numpy(features).to(device)
+
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) model inputs -> (B, feature_dim) encoder features."""
+        """(B, C, H, W) model inputs -> (B, feature_dim) encoder features (for a
+        waveform-features encoder the inputs already are the (B, feature_dim) features)."""
         return self.encoder(images)
 
     def outputs_from_features(self, features: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -1,9 +1,11 @@
 """Running a trained model on audio files: per-window outputs, recording-level predictions.
 
 A recording is cut into the dense windows of the model's own front-end (streamed, so a
-two-hour file never sits in memory as audio), every window goes through the model under
-``torch.inference_mode`` in eval mode (the caller's train/eval mode is restored afterwards),
-and the window outputs are pooled (:mod:`.pooling`) into one prediction:
+two-hour file never sits in memory as audio; a model on a frozen ``waveform-features`` encoder
+such as BirdNET gets raw waveform windows on the same 3 s / 1.5 s grid at its extractor's
+sample rate, and the extractor computes their features before the head), every window goes
+through the model under ``torch.inference_mode`` in eval mode (the caller's train/eval mode is
+restored afterwards), and the window outputs are pooled (:mod:`.pooling`) into one prediction:
 
 - AG-CLIP: the pooled embedding, L2-normalised, is matched against a gallery
   (:class:`~geoforensics.core.geoclip.retrieval.RetrievalIndex`): top-k places, their cosine
@@ -35,9 +37,12 @@ from .pooling import POOLING_METHODS, TransformerPooling, pool_outputs
 
 if TYPE_CHECKING:
     from ..audio.frontend import MelFrontEnd
+    from ..audio.windows import WindowBatch
     from ..geoclip.retrieval import RetrievalIndex
 
 Pooling = str | TransformerPooling
+#: Most raw waveform windows per batch for waveform-features models (3 s at 48 kHz each).
+WAVEFORM_BATCH_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,48 @@ def _device_of(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def _frontend(model: AudioGeolocator) -> MelFrontEnd:
+def _frontend(model: AudioGeolocator) -> MelFrontEnd | None:
+    """The model's mel front-end (None for a waveform-features model, which reads waveforms)."""
+    from ..audio.frontend import MelFrontEnd
+
+    return None if model.frozen_features else MelFrontEnd(model.frontend_config)
+
+
+def _batch_size(model: AudioGeolocator, batch_size: int) -> int:
+    """Windows per batch: raw 3 s waveform windows at 48 kHz are large and the extractor runs
+    a few at a time anyway, so waveform-features models use at most
+    :data:`WAVEFORM_BATCH_SIZE`."""
+    if batch_size <= 0:
+        raise InputError(f"batch_size must be positive, got {batch_size}")
+    return min(batch_size, WAVEFORM_BATCH_SIZE) if model.frozen_features else batch_size
+
+
+def _window_batches(
+    model: AudioGeolocator,
+    path: str | os.PathLike[str],
+    batch_size: int,
+    frontend: MelFrontEnd | None,
+) -> Iterator[WindowBatch]:
+    """The model's input windows of a file: spectrogram images, or raw waveform windows (at the
+    extractor's rate, on the same window grid) for a waveform-features model."""
+    from ..audio.windows import WindowBatch, iter_window_batches
+
+    if not model.frozen_features:
+        yield from iter_window_batches(path, frontend or _mel(model), batch_size)
+        return
+    from .encoders import iter_waveform_windows
+
+    config = model.frontend_config
+    for part in iter_waveform_windows(path, config, batch_size):
+        yield WindowBatch(
+            index=part.index,
+            start_s=part.start / config.sample_rate,
+            end_s=part.end / config.sample_rate,
+            images=torch.from_numpy(part.windows),
+        )
+
+
+def _mel(model: AudioGeolocator) -> MelFrontEnd:
     from ..audio.frontend import MelFrontEnd
 
     return MelFrontEnd(model.frontend_config)
@@ -108,8 +154,13 @@ def _frontend(model: AudioGeolocator) -> MelFrontEnd:
 def _run_batch(
     model: AudioGeolocator, images: torch.Tensor, with_features: bool
 ) -> dict[str, np.ndarray]:
-    """Model outputs (and optionally features) of one batch of images, as float32 numpy."""
-    features = model.features(images.to(_device_of(model)))
+    """Model outputs (and optionally features) of one batch of model inputs (images, or raw
+    waveform windows for a waveform-features model), as float32 numpy."""
+    if model.frozen_features:
+        inputs = model.features_from_waveforms(images)
+    else:
+        inputs = images.to(_device_of(model))
+    features = model.features(inputs)
     raw = model.outputs_from_features(features)
     result = {name: value.float().cpu().numpy() for name, value in raw.items()}
     if model.kind == "classification":
@@ -134,13 +185,13 @@ def window_outputs(
     with_features: bool = False,
     frontend: MelFrontEnd | None = None,
 ) -> WindowOutputs:
-    """Outputs of ``model`` for every dense window of the file at ``path``."""
-    from ..audio.windows import iter_window_batches
-
+    """Outputs of ``model`` for every dense window of the file at ``path`` (a
+    waveform-features model computes its encoder's features from the audio first)."""
     frontend = _frontend(model) if frontend is None else frontend
+    batch_size = _batch_size(model, batch_size)
     starts, ends, parts = [], [], []
     with _evaluating(model):
-        for batch in iter_window_batches(path, frontend, batch_size):
+        for batch in _window_batches(model, path, batch_size, frontend):
             starts.append(batch.start_s)
             ends.append(batch.end_s)
             parts.append(_run_batch(model, batch.images, with_features))
@@ -275,9 +326,8 @@ def iter_window_outputs(
     """
     if on_error not in ("raise", "skip"):
         raise InputError(f"on_error {on_error!r}: 'raise' or 'skip'")
-    from ..audio.windows import iter_window_batches
-
     frontend = _frontend(model)
+    batch_size = _batch_size(model, batch_size)
     wanted = None if keys is None else tuple(keys)
     if wanted is not None:
         with_features = with_features or "features" in wanted
@@ -314,7 +364,7 @@ def iter_window_outputs(
         waiting.append(entry)
         try:
             entry.path = _path_of(recording)
-            for batch in iter_window_batches(entry.path, frontend, batch_size):
+            for batch in _window_batches(model, entry.path, batch_size, frontend):
                 images.append(batch.images)
                 owners.append(entry)
                 entry.outstanding += 1

@@ -466,6 +466,20 @@ class BirdNETAudio:
         return _concat(list(self.iter_chunks([samples], overlap_s)), float(overlap_s), None)
 
 
+def audio_model_identity() -> str:
+    """``birdnet-audio-`` + SHA-256 of the installed audio model, without loading it (what
+    :attr:`BirdNETAudio.identity` gives); raises :class:`WeightsNotFoundError` with the install
+    hint when the model file or the TFLite runtime is missing."""
+    import importlib.util
+
+    from .ranges import file_identity
+
+    path = birdnet_file("audio")
+    if importlib.util.find_spec("ai_edge_litert") is None:
+        raise WeightsNotFoundError(f"the TFLite runtime is missing: {INSTALL_HINT}")
+    return "birdnet-audio-" + file_identity(path)
+
+
 # ------------------------------------------------------------------------ embeddings cache
 
 

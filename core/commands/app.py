@@ -1,0 +1,135 @@
+"""`geoforensics app`: the Streamlit app (Check, Locate, Retrieve, Benchmark pages).
+
+geoforensics app [--port N] [--address HOST] [--headless] [--model DIR] [--gallery SPEC]
+                 [--world DIR] [--bench DIR]
+
+Runs ``streamlit run`` on ``geoforensics/forensics_app/app.py`` with usage statistics off
+(``--browser.gatherUsageStats false``: the app makes no network request of its own; maps
+are drawn without basemap tiles), the upload limit of the app
+(:data:`~geoforensics.forensics_app.common.MAX_UPLOAD_MB`) and, with ``--headless``, no
+browser opened. ``--model``/``--gallery``/``--world``/``--bench`` set the pages' defaults
+through ``GEOFORENSICS_APP_*`` environment variables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+
+DEFAULT_PORT = 8501
+
+
+def app_script() -> Path:
+    """The app's entry script (``streamlit run`` target)."""
+    from importlib import resources
+
+    return Path(str(resources.files("geoforensics.forensics_app").joinpath("app.py")))
+
+
+def streamlit_command(
+    port: int = DEFAULT_PORT, headless: bool = False, address: str | None = None
+) -> list[str]:
+    """The ``python -m streamlit run`` argument list :func:`run_app` starts."""
+    from geoforensics.forensics_app.settings import MAX_UPLOAD_MB
+
+    if not 1 <= port <= 65535:
+        raise InputError(f"--port {port}: must be between 1 and 65535")
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app_script()),
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true" if headless else "false",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.maxUploadSize",
+        str(MAX_UPLOAD_MB),
+        "--server.fileWatcherType",
+        "none",
+        "--global.developmentMode",
+        "false",
+        "--client.toolbarMode",
+        "viewer",
+    ]
+    if address:
+        command += ["--server.address", address]
+    return command
+
+
+def _environment(args: argparse.Namespace) -> dict[str, str]:
+    env = dict(os.environ)
+    for option, name in (
+        ("model", "MODEL"),
+        ("gallery", "GALLERY"),
+        ("world", "WORLD"),
+        ("bench", "BENCH"),
+    ):
+        value = getattr(args, option, None)
+        if value:
+            if option != "gallery":
+                value = str(Path(value).expanduser().resolve())
+            env[f"GEOFORENSICS_APP_{name}"] = value
+    return env
+
+
+def run_app(args: argparse.Namespace) -> int:
+    """Handler of ``geoforensics app``: runs Streamlit in the foreground until stopped."""
+    if args.model is not None and not Path(args.model).is_dir():
+        raise InputError(f"--model {args.model}: no such model folder")
+    command = streamlit_command(args.port, args.headless, args.address)
+    host = args.address or "localhost"
+    print(f"geoforensics app: http://{host}:{args.port} (Ctrl+C stops it)", flush=True)
+    return subprocess.call(command, env=_environment(args))
+
+
+def register(subparsers: Any) -> None:
+    """Add the `app` subcommand."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "app",
+        help="open the Streamlit app (check clips, locate, retrieve, benchmark results)",
+        description=(
+            "Run the geoforensics Streamlit app: Check (a clip's audio vs frames, tags and "
+            "claimed place, with maps and reports), Locate, Retrieve and Benchmark pages. "
+            "Everything runs offline; no usage statistics are sent."
+        ),
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        metavar="N",
+        help=f"port to serve on (default {DEFAULT_PORT})",
+    )
+    parser.add_argument(
+        "--address",
+        metavar="HOST",
+        help="address to listen on (default: Streamlit's, all interfaces)",
+    )
+    parser.add_argument(
+        "--headless", action="store_true", help="do not open a browser (servers, tests)"
+    )
+    parser.add_argument(
+        "--model",
+        metavar="DIR",
+        help="AG-CLIP model folder the pages use (default: the demo model)",
+    )
+    parser.add_argument(
+        "--gallery", metavar="SPEC", help="gallery of candidate locations (default land-1deg)"
+    )
+    parser.add_argument(
+        "--world", metavar="DIR", help="iNatSounds-format folder of the species soundscape map"
+    )
+    parser.add_argument(
+        "--bench", metavar="DIR", help="bench output folder the Benchmark page opens"
+    )
+    parser.set_defaults(handler=run_app)

@@ -1,0 +1,117 @@
+"""Geo-forensics: does a clip's audio belong where its frames, metadata and claim say it does?
+
+``geoforensics check`` and the app's Check page call these functions:
+
+- :func:`load_check_models` once per process, then :func:`run_check` per clip
+  (:mod:`.pipeline`): audio (AG-CLIP), frames and text hint (CLIP + GeoCLIP), the container's
+  GPS tag and the claimed place, each as top-k places; a timeline of ~10 s audio segments and
+  keyframes; discrepancies and a verdict (:mod:`.discrepancy`); BirdNET species evidence;
+- :func:`write_report` (:mod:`.report`): ``report.json``, a self-contained ``report.html`` and
+  PNG maps, atomically;
+- :func:`check_folder` (:mod:`.folder`): every media file of a folder, skipping clips already
+  checked with the same options and recording failures.
+
+Names are imported lazily so that ``import geoforensics.core.forensics`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .discrepancy import (
+        MODALITY_ORDER,
+        RADII_KM,
+        Discrepancy,
+        Verdict,
+        baseline_within,
+        compare_modalities,
+        decide_verdict,
+        great_circle_km,
+        mass_within,
+        thresholds,
+    )
+    from .folder import FolderEntry, FolderSummary, check_folder, find_media
+    from .pipeline import (
+        CheckModels,
+        CheckOptions,
+        check_fingerprint,
+        default_model_dir,
+        load_check_models,
+        run_check,
+        shared_check_models,
+    )
+    from .report import report_html, write_report
+    from .results import CheckReport, ModalityResult, Segment
+
+_EXPORTS = {
+    "MODALITY_ORDER": "discrepancy",
+    "RADII_KM": "discrepancy",
+    "Discrepancy": "discrepancy",
+    "Verdict": "discrepancy",
+    "baseline_within": "discrepancy",
+    "compare_modalities": "discrepancy",
+    "decide_verdict": "discrepancy",
+    "great_circle_km": "discrepancy",
+    "mass_within": "discrepancy",
+    "thresholds": "discrepancy",
+    "FolderEntry": "folder",
+    "FolderSummary": "folder",
+    "check_folder": "folder",
+    "find_media": "folder",
+    "CheckModels": "pipeline",
+    "CheckOptions": "pipeline",
+    "check_fingerprint": "pipeline",
+    "default_model_dir": "pipeline",
+    "load_check_models": "pipeline",
+    "run_check": "pipeline",
+    "shared_check_models": "pipeline",
+    "report_html": "report",
+    "write_report": "report",
+    "CheckReport": "results",
+    "ModalityResult": "results",
+    "Segment": "results",
+}
+
+__all__ = [
+    "MODALITY_ORDER",
+    "RADII_KM",
+    "CheckModels",
+    "CheckOptions",
+    "CheckReport",
+    "Discrepancy",
+    "FolderEntry",
+    "FolderSummary",
+    "ModalityResult",
+    "Segment",
+    "Verdict",
+    "baseline_within",
+    "check_fingerprint",
+    "check_folder",
+    "compare_modalities",
+    "decide_verdict",
+    "default_model_dir",
+    "find_media",
+    "great_circle_km",
+    "load_check_models",
+    "mass_within",
+    "report_html",
+    "run_check",
+    "shared_check_models",
+    "thresholds",
+    "write_report",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

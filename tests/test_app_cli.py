@@ -1,0 +1,116 @@
+"""`geoforensics app`: the streamlit command line it runs, its settings and its errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from geoforensics.core import cli
+from geoforensics.core.commands import app as app_command
+from geoforensics.forensics_app.settings import MAX_UPLOAD_MB
+
+
+def test_app_is_a_registered_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "geoforensics.core.commands.app" in cli.COMMAND_MODULES
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["app", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for option in (
+        "--port",
+        "--headless",
+        "--address",
+        "--model",
+        "--gallery",
+        "--world",
+        "--bench",
+    ):
+        assert option in out
+
+
+def _options(command: list[str]) -> dict[str, str]:
+    return dict(zip(command[5::2], command[6::2], strict=True))
+
+
+def test_streamlit_command_is_offline_and_headless() -> None:
+    command = app_command.streamlit_command(port=8765, headless=True, address="127.0.0.1")
+    assert command[:4] == [sys.executable, "-m", "streamlit", "run"]
+    script = Path(command[4])
+    assert script.name == "app.py" and script.is_file()
+    assert script.parent.name == "forensics_app"
+    assert _options(command) == {
+        "--server.port": "8765",
+        "--server.headless": "true",
+        "--browser.gatherUsageStats": "false",
+        "--server.maxUploadSize": str(MAX_UPLOAD_MB),
+        "--server.fileWatcherType": "none",
+        "--global.developmentMode": "false",
+        "--client.toolbarMode": "viewer",
+        "--server.address": "127.0.0.1",
+    }
+    assert "--server.address" not in app_command.streamlit_command()
+    assert (
+        "false"
+        == dict(zip(*[iter(app_command.streamlit_command()[5:])] * 2, strict=True))[
+            "--server.headless"
+        ]
+    )
+
+
+def test_app_runs_streamlit_with_the_pages_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[tuple[list[str], dict[str, str]]] = []
+
+    def fake_call(command: list[str], env: dict[str, str], **_: Any) -> int:
+        calls.append((command, env))
+        return 0
+
+    monkeypatch.setattr(subprocess, "call", fake_call)
+    model = tmp_path / "model"
+    model.mkdir()
+    argv = [
+        "app",
+        "--headless",
+        "--port",
+        "9001",
+        "--model",
+        str(model),
+        "--gallery",
+        "grid-10deg",
+        "--bench",
+        str(tmp_path / "bench"),
+        "--world",
+        str(tmp_path / "w"),
+    ]
+    assert cli.main(argv) == 0
+    ((command, env),) = calls
+    assert command == app_command.streamlit_command(9001, True, None)
+    assert env["GEOFORENSICS_APP_MODEL"] == str(model.resolve())
+    assert env["GEOFORENSICS_APP_GALLERY"] == "grid-10deg"
+    assert env["GEOFORENSICS_APP_BENCH"] == str((tmp_path / "bench").resolve())
+    assert env["GEOFORENSICS_APP_WORLD"] == str((tmp_path / "w").resolve())
+    assert capsys.readouterr().out.startswith("geoforensics app: http://localhost:9001")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["app", "--port", "0"], "--port 0: must be between 1 and 65535"),
+        (["app", "--model", "/nowhere/model"], "--model /nowhere/model: no such model folder"),
+    ],
+)
+def test_app_errors_are_one_line(
+    argv: list[str],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(subprocess, "call", lambda *a, **k: pytest.fail("must not start"))
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err == f"geoforensics: error: {message}\n"

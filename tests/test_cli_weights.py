@@ -1,0 +1,197 @@
+"""`geoforensics weights status|download`: the table, --json, and a download without network."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from geoforensics.core import cli
+from geoforensics.core.geoclip import IMAGE_MLP_WEIGHTS, LOCATION_ENCODER_WEIGHTS, geoclip_file
+from geoforensics.core.species.birdnet_files import birdnet_available
+from geoforensics.core.vision import CLIP_HUB_ID, find_clip_weights
+
+NAMES = ["CLIP ViT-L/14", "GeoCLIP location encoder", "GeoCLIP image MLP + logit scale"]
+
+#: Files of the hub repository (the real one also has .bin, .h5 and .msgpack copies).
+REPO_FILES = {
+    "config.json": "{}",
+    "preprocessor_config.json": "{}",
+    "tokenizer.json": "{}",
+    "tokenizer_config.json": "{}",
+    "special_tokens_map.json": "{}",
+    "vocab.json": "{}",
+    "merges.txt": "#version: 0.2\n",
+    "model.safetensors": "safetensors bytes",
+    "pytorch_model.bin": "pickle bytes",
+    "tf_model.h5": "h5 bytes",
+    "flax_model.msgpack": "msgpack bytes",
+}
+
+
+@pytest.fixture
+def no_clip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No $GEOFORENSICS_CLIP and an empty Hugging Face cache; returns the cache folder."""
+    cache = tmp_path / "hf-hub"
+    cache.mkdir()
+    monkeypatch.delenv("GEOFORENSICS_CLIP", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    return cache
+
+
+def _fake_hub(
+    monkeypatch: pytest.MonkeyPatch, files: dict[str, str], calls: list[dict[str, Any]]
+) -> None:
+    """Replace snapshot_download by a local fake that honours allow/ignore patterns."""
+    import huggingface_hub
+
+    def snapshot_download(repo_id: str, **kwargs: Any) -> str:
+        calls.append({"repo_id": repo_id, **kwargs})
+        allow = kwargs.get("allow_patterns") or ["*"]
+        ignore = kwargs.get("ignore_patterns") or []
+        if kwargs.get("local_dir"):
+            folder = Path(kwargs["local_dir"])
+        else:
+            repo = Path(kwargs["cache_dir"]) / ("models--" + repo_id.replace("/", "--"))
+            folder = repo / "snapshots" / ("f" * 40)
+            (repo / "refs").mkdir(parents=True, exist_ok=True)
+            (repo / "refs" / "main").write_text("f" * 40)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            wanted = any(fnmatch.fnmatch(name, p) for p in allow)
+            if wanted and not any(fnmatch.fnmatch(name, p) for p in ignore):
+                (folder / name).write_text(text)
+        return str(folder)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+
+
+def _status_json(capsys: pytest.CaptureFixture[str], *extra: str) -> list[dict[str, Any]]:
+    assert cli.main(["weights", "status", "--json", *extra]) == 0
+    rows = json.loads(capsys.readouterr().out)["weights"]
+    assert isinstance(rows, list)
+    return rows
+
+
+def test_status_table_with_clip_missing(no_clip: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["weights", "status"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].split() == ["weights", "status", "location", "/", "how", "to", "get"]
+    clip_line = next(line for line in lines if line.startswith("CLIP ViT-L/14"))
+    assert "MISSING" in clip_line
+    assert "geoforensics weights download clip" in out
+    assert str(no_clip) in out
+    encoder_line = next(line for line in lines if line.startswith("GeoCLIP location encoder"))
+    assert "found" in encoder_line
+    assert str(geoclip_file(LOCATION_ENCODER_WEIGHTS)) in encoder_line
+    assert any(line.startswith("BirdNET V2.4") for line in lines)
+    assert "the rest of geoforensics works without them" in lines[-1]
+
+
+def test_status_json(no_clip: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = _status_json(capsys)
+    assert [row["name"] for row in rows] == [*NAMES, "BirdNET V2.4"]
+    assert all(set(row) == {"name", "found", "location", "detail"} for row in rows)
+    clip, location, mlp, birdnet = rows
+    assert clip["found"] is False and clip["location"] is None
+    assert "geoforensics weights download clip" in clip["detail"]
+    assert location["found"] is True and Path(location["location"]).is_file()
+    assert mlp["found"] is True and mlp["location"] == str(geoclip_file(IMAGE_MLP_WEIGHTS))
+    assert birdnet["found"] is birdnet_available()
+    if not birdnet["found"]:
+        assert "geoforensics[birdnet]" in birdnet["detail"]
+
+
+def test_status_with_a_clip_folder(
+    no_clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors", "preprocessor_config.json", "tokenizer.json"):
+        (folder / name).write_text("{}")
+    clip = _status_json(capsys, "--clip", str(folder))[0]
+    assert clip["found"] is True
+    assert clip["location"] == str(folder.resolve())
+    assert CLIP_HUB_ID in clip["detail"]
+    (folder / "tokenizer.json").unlink()
+    clip = _status_json(capsys, "--clip", str(folder))[0]
+    assert clip["found"] is False
+    assert "tokenizer.json" in clip["detail"]
+
+
+def test_weights_without_action_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["weights"]) == 2
+    out = capsys.readouterr().out
+    assert "status" in out and "download" in out
+
+
+def test_download_to_folder_takes_safetensors_never_pickles(
+    no_clip: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    calls: list[dict[str, Any]] = []
+    _fake_hub(monkeypatch, REPO_FILES, calls)
+    target = tmp_path / "clip-vit-l14"
+    assert cli.main(["weights", "download", "clip", "--to", str(target)]) == 0
+    out = capsys.readouterr().out
+    assert f"--clip {target.resolve()}" in out
+    assert calls[0]["repo_id"] == CLIP_HUB_ID
+    assert calls[0]["local_dir"] == str(target)
+    assert "*.bin" not in calls[0]["allow_patterns"]
+    assert "*.bin" in calls[0]["ignore_patterns"]
+    written = sorted(p.name for p in target.iterdir())
+    assert "model.safetensors" in written and "tokenizer.json" in written
+    assert not {"pytorch_model.bin", "tf_model.h5", "flax_model.msgpack"} & set(written)
+    assert find_clip_weights(target) == target.resolve()
+
+
+def test_download_to_cache_is_then_found(
+    no_clip: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[dict[str, Any]] = []
+    _fake_hub(monkeypatch, REPO_FILES, calls)
+    assert cli.main(["weights", "download", "clip"]) == 0
+    assert calls[0]["cache_dir"] == str(no_clip)
+    assert "found automatically" in capsys.readouterr().out
+    clip = _status_json(capsys)[0]
+    assert clip["found"] is True
+    assert clip["location"].startswith(str(no_clip.resolve()))
+    assert "Hugging Face cache" in clip["detail"]
+
+
+def test_download_of_a_pickle_only_repo_is_refused(
+    no_clip: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pickle_only = {k: v for k, v in REPO_FILES.items() if k != "model.safetensors"}
+    _fake_hub(monkeypatch, pickle_only, [])
+    target = tmp_path / "clip"
+    assert cli.main(["weights", "download", "clip", "--to", str(target)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("geoforensics: error: ")
+    assert "\n" not in err
+    assert "*.safetensors" in err
+    assert not (target / "pytorch_model.bin").exists()
+
+
+def test_download_failure_is_one_line(
+    no_clip: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import huggingface_hub
+
+    def offline(*args: Any, **kwargs: Any) -> str:
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    assert cli.main(["weights", "download", "clip"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("geoforensics: error: downloading openai/clip-vit-large-patch14 failed")
+    assert "network is unreachable" in err and "--clip FOLDER" in err
