@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "geoforensics.core.commands.bench",
     "geoforensics.core.commands.app",
     "geoforensics.core.commands.weights",
+    "geoforensics.core.commands.perf",
 )
 
 

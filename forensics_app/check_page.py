@@ -398,7 +398,7 @@ def render() -> None:
             elif upload is None:
                 st.warning("Choose a clip to upload first.")
             else:
-                with common.private_copies([upload]) as (path,):
+                with common.private_copies([upload], expect="media") as (path,):
                     st.session_state["check_result"] = run(path, upload.name, options)
         except Exception as exc:
             common.show_error(exc)

@@ -159,37 +159,170 @@ def demo_world(root: str) -> str:
 
 # ---------------------------------------------------------------------------- uploads
 
+#: What an upload may be: ``media`` (a video or audio container: the Check page), ``audio``
+#: (the same containers: the audio track is read), ``image`` (the image pages).
+UPLOAD_KINDS: dict[str, frozenset[str]] = {
+    "media": frozenset({"media"}),
+    "audio": frozenset({"media"}),
+    "image": frozenset({"image"}),
+}
+#: Bytes read from the start of a file to tell its format (an MPEG-TS sync byte repeats at 188).
+SNIFF_BYTES = 189
+_ISO_IMAGE_BRANDS = (b"avif", b"avis", b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1")
+_MOV_ATOMS = (b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot")
+#: Formats that are not media, named in the refusal so the user sees what they uploaded.
+_NOT_MEDIA: tuple[tuple[bytes, str], ...] = (
+    (b"PK\x03\x04", "a ZIP archive"),
+    (b"%PDF", "a PDF document"),
+    (b"\x7fELF", "an executable"),
+    (b"MZ", "an executable"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"7z\xbc\xaf", "a 7-Zip archive"),
+    (b"Rar!", "a RAR archive"),
+)
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The container or image format of a file from its first bytes (magic numbers), or None.
+
+    Never trusts the name: a page decides what a file is from this, so an HTML page or a ZIP
+    renamed ``clip.mp4`` is refused and a real MP4 named ``clip.wav`` is accepted."""
+    box = head[4:8]
+    if box == b"ftyp":
+        return "heif" if head[8:12] in _ISO_IMAGE_BRANDS else "mp4"
+    if box in _MOV_ATOMS:
+        return "mov"
+    riff = head[8:12]
+    if head[:4] in (b"RIFF", b"RF64"):
+        return {b"WAVE": "wav", b"AVI ": "avi", b"WEBP": "webp"}.get(riff)
+    if head[:4] == b"FORM" and riff in (b"AIFF", b"AIFC"):
+        return "aiff"
+    signatures: tuple[tuple[bytes, str], ...] = (
+        (b"OggS", "ogg"),
+        (b"fLaC", "flac"),
+        (b"ID3", "mp3"),
+        (b"\x1aE\xdf\xa3", "matroska"),  # mkv and webm
+        (b"0&\xb2u\x8ef\xcf\x11", "asf"),  # wma and wmv
+        (b"FLV\x01", "flv"),
+        (b"caff", "caf"),
+        (b"#!AMR", "amr"),
+        (b"\x00\x00\x01\xba", "mpeg-ps"),
+        (b"\x89PNG\r\n\x1a\n", "png"),
+        (b"\xff\xd8\xff", "jpeg"),
+        (b"GIF87a", "gif"),
+        (b"GIF89a", "gif"),
+        (b"BM", "bmp"),
+    )
+    for magic, name in signatures:
+        if head.startswith(magic):
+            return name
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        return "mpeg-audio"  # an MP3 or ADTS AAC frame header without an ID3 tag
+    if head[:1] == b"G" and head[188:189] == b"G":
+        return "mpeg-ts"
+    return None
+
+
+_IMAGE_FORMATS = frozenset({"png", "jpeg", "gif", "bmp", "webp", "heif"})
+_WANTED = {
+    "image": "an image (PNG, JPEG, WebP, BMP, GIF)",
+    "media": "audio or video (MP4/MOV, MKV/WebM, AVI, WAV, FLAC, Ogg, MP3, AAC ...)",
+}
+
+
+def sniff_media_kind(path: str | Path) -> str | None:
+    """``"media"`` (audio or video container), ``"image"`` or None, from the file's bytes."""
+    with open(path, "rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+    return _kind_of(sniff_format(head))
+
+
+def _kind_of(found: str | None) -> str | None:
+    if found is None:
+        return None
+    return "image" if found in _IMAGE_FORMATS else "media"
+
+
+def _describe_unknown(head: bytes) -> str:
+    for magic, what in _NOT_MEDIA:
+        if head.startswith(magic):
+            return what
+    text = head.lstrip().lower()
+    if text.startswith((b"<!doctype html", b"<html", b"<?xml", b"<svg")):
+        return "HTML/XML text"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "an unknown format"
+    return "plain text"
+
+
+def check_upload_kind(path: str | Path, name: str, expect: str) -> str:
+    """The sniffed format of an upload; InputError (naming the upload) when its bytes are not
+    what ``expect`` (a key of :data:`UPLOAD_KINDS`) allows, whatever its extension says."""
+    if expect not in UPLOAD_KINDS:
+        raise ValueError(f"expect must be one of {', '.join(UPLOAD_KINDS)}, got {expect!r}")
+    with open(path, "rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+    found = sniff_format(head)
+    if _kind_of(found) not in UPLOAD_KINDS[expect]:
+        wanted = _WANTED["image" if expect == "image" else "media"]
+        seen = found if found is not None else _describe_unknown(head)
+        raise InputError(f"{name}: the file's content is {seen}, not {wanted}; refused")
+    assert found is not None
+    return found
+
 
 def safe_name(name: str, default: str = "upload") -> str:
     """A file name without folders or odd characters (keeps the extension ffmpeg needs)."""
-    base = Path(name.replace("\\", "/")).name
+    base = Path(name.replace("\\", "/").replace("\x00", "")).name
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("._")
-    return cleaned[:120] or default
+    return cleaned[-120:].lstrip("._") or default
 
 
-def check_upload_size(size_bytes: int, name: str, limit_mb: int = MAX_UPLOAD_MB) -> None:
-    """InputError when an upload is larger than ``limit_mb`` or empty."""
+def shown_name(name: str, limit: int = 120) -> str:
+    """An upload's name for messages: one line (control characters become spaces), at most
+    ``limit`` characters."""
+    flat = " ".join("".join(c if c.isprintable() else " " for c in name).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def check_upload_size(size_bytes: int, name: str, limit_mb: int | None = None) -> None:
+    """InputError when an upload is larger than ``limit_mb`` (default :data:`MAX_UPLOAD_MB`,
+    read at call time) or empty."""
+    limit = MAX_UPLOAD_MB if limit_mb is None else limit_mb
     if size_bytes <= 0:
         raise InputError(f"{name}: the uploaded file is empty")
-    if size_bytes > limit_mb * 1024 * 1024:
+    if size_bytes > limit * 1024 * 1024:
         raise InputError(
-            f"{name}: {size_bytes / 1e6:,.0f} MB is over the app's {limit_mb} MB upload limit "
+            f"{name}: {size_bytes / 1e6:,.0f} MB is over the app's {limit} MB upload limit "
             "(run `geoforensics check` on the command line for larger files)"
         )
 
 
 @contextlib.contextmanager
-def private_copies(uploads: Sequence[Any]) -> Iterator[list[Path]]:
+def private_copies(uploads: Sequence[Any], expect: str | None = None) -> Iterator[list[Path]]:
     """Write uploaded files (Streamlit ``UploadedFile``s) into a private temporary folder,
-    yield their paths, and delete the folder afterwards whatever happens."""
+    yield their paths, and delete the folder afterwards whatever happens.
+
+    The folder is ``tempfile.mkdtemp`` (mode 0700); each file is named ``NN-<safe name>``
+    inside it, so no upload name can reach outside. The size limit is checked before the
+    bytes are read (``upload.size``) and again on the bytes; with ``expect`` (``media``,
+    ``audio`` or ``image``) the content is sniffed and anything else is refused."""
     folder = Path(tempfile.mkdtemp(prefix="geoforensics-app-"))
     try:
         paths = []
         for i, upload in enumerate(uploads):
+            shown = shown_name(upload.name)
+            declared = getattr(upload, "size", None)
+            if isinstance(declared, int):
+                check_upload_size(declared, shown)
             data = upload.getvalue()
-            check_upload_size(len(data), upload.name)
+            check_upload_size(len(data), shown)
             path = folder / f"{i:02d}-{safe_name(upload.name)}"
             path.write_bytes(data)
+            if expect is not None:
+                check_upload_kind(path, shown, expect)
             paths.append(path)
         yield paths
     finally:

@@ -80,7 +80,7 @@ def render() -> None:
                 elif upload is None:
                     st.warning("Choose an audio file to upload first.")
                 else:
-                    with common.private_copies([upload]) as (path,):
+                    with common.private_copies([upload], expect="audio") as (path,):
                         result = locate_audio_file(path, model_dir, gallery, top_k)
                     st.session_state["locate_result"] = (result, "audio", f"AG-CLIP: {upload.name}")
         elif mode == "Image":
@@ -94,7 +94,7 @@ def render() -> None:
                 ):
                     from geoforensics.core.vision import load_image
 
-                    with common.private_copies([image]) as (path,):
+                    with common.private_copies([image], expect="image") as (path,):
                         picture = load_image(path)
                     st.image(picture, caption=image.name, width=320)
                     embedding = common.clip_encoder(clip).embed_images([picture])

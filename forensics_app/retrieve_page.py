@@ -46,7 +46,7 @@ def _audio_query(model_dir: str) -> tuple[np.ndarray, str] | None:
         elif upload is None:
             st.warning("Choose an audio file to upload first.")
         else:
-            with common.private_copies([upload]) as (path,):
+            with common.private_copies([upload], expect="audio") as (path,):
                 st.session_state["retrieve_query"] = (audio_embedding(model, path), upload.name)
     query: tuple[np.ndarray, str] | None = st.session_state.get("retrieve_query")
     if query is not None:
@@ -103,7 +103,7 @@ def _text_and_images(query: tuple[np.ndarray, str] | None) -> None:
         elif images:
             from geoforensics.core.vision import load_image
 
-            with common.private_copies(images) as paths:
+            with common.private_copies(images, expect="image") as paths:
                 pictures = [load_image(p) for p in paths]
             embeddings = common.clip_encoder(clip).embed_images(pictures)
             names = [image.name for image in images]

@@ -70,7 +70,7 @@ def test_app_runs_streamlit_with_the_pages_settings(
         calls.append((command, env))
         return 0
 
-    monkeypatch.setattr(subprocess, "call", fake_call)
+    monkeypatch.setattr(app_command, "run_streamlit", fake_call)
     model = tmp_path / "model"
     model.mkdir()
     argv = [
@@ -110,7 +110,45 @@ def test_app_errors_are_one_line(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(subprocess, "call", lambda *a, **k: pytest.fail("must not start"))
+    monkeypatch.setattr(app_command, "run_streamlit", lambda *a, **k: pytest.fail("must not start"))
     assert cli.main(argv) == 1
     err = capsys.readouterr().err
     assert err == f"geoforensics: error: {message}\n"
+
+
+def test_stopping_the_app_command_stops_the_server(tmp_path: Path) -> None:
+    """SIGTERM to ``geoforensics app`` reaches the server it started (no orphan on the port)."""
+    import os
+    import signal
+    import time
+
+    pid_file = tmp_path / "server.pid"
+    server = (
+        f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
+    )
+    wrapper = (
+        "import os, sys; from geoforensics.core.commands.app import run_streamlit; "
+        f"sys.exit(run_streamlit([sys.executable, '-c', {server!r}], dict(os.environ)))"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", wrapper])
+    try:
+        deadline = time.monotonic() + 60
+        while not (pid_file.is_file() and pid_file.read_text()):
+            assert parent.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        child = int(pid_file.read_text())
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(timeout=30) != 0  # the server died of the forwarded SIGTERM
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(child, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(child, signal.SIGKILL)
+            pytest.fail("the server outlived geoforensics app")
+    finally:
+        if parent.poll() is None:
+            parent.kill()

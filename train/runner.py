@@ -4,7 +4,8 @@ Run folder (``config.out``)::
 
     config.yaml              the resolved config of the run
     checkpoints/best-eNNN.ckpt   the best checkpoint (lowest validation median error)
-    checkpoints/last.ckpt    the latest checkpoint, for --resume
+    checkpoints/last.ckpt    the latest checkpoint, for --resume (written atomically:
+                             :mod:`.checkpoint_io`)
     logs/metrics.csv         CSVLogger: train loss, learning rate, val/... per epoch, test/...
     model/model.safetensors  the best model (save_model: safetensors + JSON config; with a
                              frozen encoder such as birdnet, the head's weights only)
@@ -46,6 +47,7 @@ from geoforensics.core.geo.metrics import geolocation_errors
 from geoforensics.core.models import ModelConfig, frontend_for, get_encoder_config, save_model
 from geoforensics.core.models.encoders import require_encoder
 
+from .checkpoint_io import AtomicCheckpointIO, check_resumable
 from .config import TrainConfig
 from .datamodule import GeoDataModule
 from .tasks.agclip import AGCLIPTask, LocationTarget, create_location_target, gallery_coords
@@ -163,6 +165,7 @@ def build_trainer(
         max_epochs=config.optim.max_epochs,
         max_time=timedelta(minutes=train.max_minutes) if train.max_minutes else None,
         callbacks=all_callbacks,
+        plugins=[AtomicCheckpointIO()],  # last.ckpt survives a kill during its write
         logger=logger,
         enable_progress_bar=progress,
         enable_model_summary=progress,
@@ -228,6 +231,8 @@ def train(
     last = out / CHECKPOINT_DIR / LAST_CHECKPOINT
     if resume and not last.is_file():
         raise InputError(f"{last}: no checkpoint to resume from (run without --resume first)")
+    if resume:
+        check_resumable(last)
     if not resume and last.is_file():
         raise InputError(
             f"{out}: already holds a run ({last.name}); pass --resume to continue it or choose "

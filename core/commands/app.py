@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -82,6 +83,37 @@ def _environment(args: argparse.Namespace) -> dict[str, str]:
     return env
 
 
+def run_streamlit(command: list[str], env: dict[str, str]) -> int:
+    """Run ``command`` (the Streamlit server) in the foreground and return its exit status.
+
+    SIGTERM and SIGHUP sent to this process are passed on to the server, so stopping
+    ``geoforensics app`` (a service manager, a test fixture, a closed terminal) never leaves
+    an orphaned server holding the port; Ctrl+C reaches both through the terminal.
+    """
+    process = subprocess.Popen(command, env=env)
+
+    def forward(signum: int, _frame: Any) -> None:
+        process.send_signal(signum)
+
+    forwarded = (signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, forward) for signum in forwarded}
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        raise
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def run_app(args: argparse.Namespace) -> int:
     """Handler of ``geoforensics app``: runs Streamlit in the foreground until stopped."""
     if args.model is not None and not Path(args.model).is_dir():
@@ -89,7 +121,7 @@ def run_app(args: argparse.Namespace) -> int:
     command = streamlit_command(args.port, args.headless, args.address)
     host = args.address or "localhost"
     print(f"geoforensics app: http://{host}:{args.port} (Ctrl+C stops it)", flush=True)
-    return subprocess.call(command, env=_environment(args))
+    return run_streamlit(command, _environment(args))
 
 
 def register(subparsers: Any) -> None:

@@ -7,6 +7,11 @@ clip, the options and the models, see :func:`~.pipeline.check_fingerprint`) is s
 that fails (corrupt, no decodable stream, ...) is recorded with its one-line error and the
 rest go on. ``OUT/summary.json`` lists every clip's status and is rewritten (atomically)
 after each clip, so an interrupted run leaves a truthful summary.
+
+``geoforensics check FOLDER`` exits 0 when the folder run finished, also when some clips
+failed (each failure is a result: ``status: failed`` with its error in ``summary.json``, and
+the printed count); it exits 1 only when the run itself cannot go on (no media files, the
+model cannot load). A rerun skips clips already checked and tries the failed ones again.
 """
 
 from __future__ import annotations

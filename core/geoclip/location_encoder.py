@@ -150,7 +150,12 @@ def _load_state(path: Path) -> dict[str, torch.Tensor] | torch.Tensor:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or foreign files
-        raise WeightsNotFoundError(f"{path}: not a loadable torch weights file ({exc})") from exc
+        from ..load_errors import load_error_summary
+
+        raise WeightsNotFoundError(  # one line: torch's message spans many, with ANSI codes
+            f"{path}: not a torch weights file loadable with weights_only=True "
+            f"({load_error_summary(exc)})"
+        ) from exc
 
 
 @functools.cache

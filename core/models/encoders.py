@@ -391,8 +391,10 @@ class PrecomputedFeatures(nn.Module):
 
 
 def error_summary(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+    """One line: ``Type: first line``, or the global a refused pickle wanted to run."""
+    from ..load_errors import load_error_summary
+
+    return load_error_summary(error)
 
 
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")

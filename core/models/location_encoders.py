@@ -540,7 +540,9 @@ def _torch_load(file: Path) -> Any:
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for foreign or unsafe pickles
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        from ..load_errors import load_error_summary
+
+        first_line = load_error_summary(exc)
         raise InputError(
             f"{file}: not loadable with weights_only=True ({first_line}); re-save only the "
             "tensors and plain-value dicts (e.g. {'state_dict': ..., 'hyper_parameters': ...})"

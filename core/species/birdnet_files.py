@@ -8,7 +8,11 @@ its files are found with :func:`importlib.util.find_spec` and run with ``ai-edge
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
+import sys
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -79,10 +83,37 @@ def interpreter(kind: str, num_threads: int = 2, preserve_all_tensors: bool = Fa
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         raise WeightsNotFoundError(f"the TFLite runtime is missing: {INSTALL_HINT}") from None
-    runner = Interpreter(
-        model_path=str(path),
-        num_threads=num_threads,
-        experimental_preserve_all_tensors=preserve_all_tensors,
-    )
-    runner.allocate_tensors()
+    with _native_stderr_silenced():
+        runner = Interpreter(
+            model_path=str(path),
+            num_threads=num_threads,
+            experimental_preserve_all_tensors=preserve_all_tensors,
+        )
+        runner.allocate_tensors()
     return runner
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null for one block.
+
+    The TFLite runtime prints ``INFO: Created TensorFlow Lite XNNPACK delegate for CPU.`` from
+    C++ when tensors are allocated; on a terminal that line would precede the CLI's one-line
+    error or its output. Python exceptions still carry their message.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable descriptor 2: nothing to silence
+        yield
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+        finally:
+            os.close(devnull)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

@@ -73,19 +73,56 @@ def to_pil_image(image: Any, name: str = "image") -> PILImage.Image:
 
 
 def load_image(path: str | os.PathLike[str]) -> PILImage.Image:
-    """An RGB image read from a file, turned upright by its EXIF orientation."""
+    """An RGB image read from a file, turned upright by its EXIF orientation.
+
+    Memory stays bounded: CLIP sees 224 px, so an image whose shorter side exceeds twice
+    :data:`_SHORT_SIDE` px is reduced (a JPEG decoded at a smaller DCT scale, others box-reduced
+    by a whole factor) to a shorter side of at least that; an image of more than
+    :data:`MAX_IMAGE_PIXELS` pixels (after the JPEG scaling), or one whose header claims a size
+    PIL refuses as a decompression bomb, raises :class:`InputError` naming the file instead.
+    """
+    import warnings
+
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     source = Path(path)
     if not source.is_file():
         raise InputError(f"{source}: no such image file")
     try:
-        with Image.open(source) as handle:
-            handle.load()
-            upright = ImageOps.exif_transpose(handle)
-            return (upright if upright is not None else handle).convert("RGB")
+        with warnings.catch_warnings():
+            # PIL warns above its own limit; the size check below decides instead.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(source) as handle:
+                if handle.format == "JPEG":
+                    handle.draft("RGB", (_SHORT_SIDE, _SHORT_SIDE))
+                width, height = handle.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise InputError(_too_large(source, width, height))
+                handle.load()
+                upright = ImageOps.exif_transpose(handle)
+                picture = upright if upright is not None else handle
+                factor = min(picture.size) // _SHORT_SIDE
+                if factor >= 2:
+                    picture = picture.reduce(factor)
+                return picture.convert("RGB")
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"{source}: image too large to decode ({exc})") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise MediaDecodeError(f"{source}: not a readable image ({exc})") from exc
+
+
+#: Largest image :func:`load_image` decodes (100 MP: about 300 MB as RGB).
+MAX_IMAGE_PIXELS = 100_000_000
+#: Shorter side kept when a large image is reduced (CLIP resizes it to 224 px afterwards).
+_SHORT_SIDE = 2048
+
+
+def _too_large(source: Path, width: int, height: int) -> str:
+    return (
+        f"{source}: image is {width} x {height} pixels ({width * height / 1e6:.0f} MP), more "
+        f"than the {MAX_IMAGE_PIXELS / 1e6:.0f} MP this tool decodes (a decompression bomb?); "
+        "scale it down first"
+    )
 
 
 @contextlib.contextmanager

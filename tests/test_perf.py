@@ -1,0 +1,157 @@
+"""`geoforensics perf` and the fast inference path it measures (issue 7).
+
+No timing assertions: the command must print every requested figure with a finite ratio, and
+the optimised path (batched windows, ONNX Runtime) must give the plain loop's outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from geoforensics.core.cli import main
+from geoforensics.core.errors import InputError
+from geoforensics.core.models import onnx_backend
+from geoforensics.core.models.inference import predict_recordings, window_outputs
+from geoforensics.eval import perf
+
+
+def test_perf_quick_prints_every_requested_figure(
+    train_micro_world: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "perf.json"
+    argv = ["perf", "--quick", "--only", "e,d", "--world", str(train_micro_world)]
+    status = main([*argv, "--out", str(out), "--no-progress"])
+    printed = capsys.readouterr().out
+    assert status == 0
+    report = json.loads(out.read_text())
+    assert [s["letter"] for s in report["sections"]] == ["d", "e"]
+    figures = [f for s in report["sections"] for f in s["figures"]]
+    keys = [f["key"] for f in figures]
+    # d: 2 gallery sizes x (batch 1, batch 100, memory); e: synthetic + BirdNET range models
+    assert keys[:6] == ["d1", "d2", "d3", "d4", "d5", "d6"]
+    assert "e1" in keys and "e2" in keys
+    for figure in figures:
+        assert math.isfinite(figure["ours"]) and figure["ours"] > 0, figure
+        assert math.isfinite(figure["baseline"]) and figure["baseline"] > 0, figure
+        assert math.isfinite(figure["ratio"]) and figure["ratio"] > 0, figure
+        assert f"| {figure['key']} " in printed
+    assert "| figure | ours | baseline | ratio | target | met? |" in printed
+    assert report["machine"]["cores"] >= 1 and report["machine"]["cpu"]
+    assert "same top-10 ids from faiss and torch for the first query: yes, yes, yes, yes" in (
+        printed
+    )
+    batched = next(f for f in figures if f["key"] == "e1")
+    assert "max |batched - per call| 0.0e+00" in batched["note"]
+
+
+def test_perf_rejects_unknown_section(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["perf", "--only", "a,z", "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("geoforensics: error:") and "'z'" in err[-1]
+    assert perf.parse_only("g, a") == ["a", "g"]
+    assert perf.parse_only(None) == list(perf.SECTIONS)
+
+
+def test_figure_ratio_direction() -> None:
+    slower = perf.Figure("x", "time", ours=0.5, baseline=10.0, unit="s")
+    faster = perf.Figure("y", "rate", ours=300.0, baseline=30.0, unit="x RT", higher_is_better=True)
+    assert slower.ratio == pytest.approx(20.0)
+    assert faster.ratio == pytest.approx(10.0)
+
+
+@pytest.fixture(scope="module")
+def small_model() -> torch.nn.Module:
+    return perf.random_agclip("mobilenet_v3_small_128")
+
+
+def test_fast_path_equals_plain_per_window_loop(small_model, tmp_path: Path) -> None:
+    clip = perf.write_test_audio(tmp_path / "clip.wav", 9.0, seed=3)
+    assert onnx_backend.onnx_runner(small_model) is not None  # the ONNX path is taken
+    fast = window_outputs(small_model, clip).outputs["embedding"]
+    with perf.inference_backend("torch"):
+        assert onnx_backend.onnx_runner(small_model) is None
+        eager = window_outputs(small_model, clip).outputs["embedding"]
+    plain = perf.plain_window_embeddings(small_model, clip)
+    assert fast.shape == plain.shape == (5, 512)  # 9 s -> windows at 0, 1.5, ..., 6 s
+    scale = float(np.abs(plain).max())
+    np.testing.assert_allclose(eager, plain, rtol=0, atol=1e-5 * scale)
+    np.testing.assert_allclose(fast, plain, rtol=0, atol=1e-4 * scale)
+
+
+def test_onnx_graph_follows_weight_changes(small_model, tmp_path: Path) -> None:
+    clip = perf.write_test_audio(tmp_path / "clip.wav", 4.0, seed=4)
+    first = onnx_backend.onnx_runner(small_model)
+    assert first is not None and first is onnx_backend.onnx_runner(small_model)  # kept
+    before = window_outputs(small_model, clip).outputs["embedding"]
+    with torch.no_grad():
+        small_model.head[-1].bias.add_(1.0)
+    second = onnx_backend.onnx_runner(small_model)
+    assert second is not None and second is not first and second.path != first.path
+    after = window_outputs(small_model, clip).outputs["embedding"]
+    np.testing.assert_allclose(after - before, 1.0, atol=1e-3)
+    with perf.inference_backend("torch"):
+        eager = window_outputs(small_model, clip).outputs["embedding"]
+    np.testing.assert_allclose(after, eager, atol=1e-4 * float(np.abs(eager).max()))
+
+
+def test_backend_setting(monkeypatch: pytest.MonkeyPatch, small_model) -> None:
+    monkeypatch.setenv(onnx_backend.BACKEND_ENV, "fastest")
+    with pytest.raises(InputError, match="GEOFORENSICS_INFERENCE_BACKEND"):
+        onnx_backend.inference_backend()
+    monkeypatch.setenv(onnx_backend.BACKEND_ENV, "auto")
+    tiny = perf.random_agclip("test_tiny")
+    assert not onnx_backend.onnx_applicable(tiny)  # not measured to pay: stays in torch
+    assert onnx_backend.onnx_applicable(tiny, "onnx")
+    assert onnx_backend.onnx_applicable(small_model)
+
+
+def test_demo_model_same_top1_both_paths(train_micro_world: Path) -> None:
+    from geoforensics.core.data import INatSounds
+
+    test = list(INatSounds(train_micro_world, "test"))[:5]
+    coords = np.unique(INatSounds(train_micro_world, "train").coords(), axis=0)
+    index = perf._retrieval_index(coords)
+    model = perf.demo_model()
+    fast = predict_recordings(model, test, index, progress=False)
+    with perf.inference_backend("torch"):
+        plain = predict_recordings(model, test, index, progress=False)
+    assert np.isfinite(fast).all()
+    np.testing.assert_array_equal(fast, plain)
+
+
+def test_malloc_threshold_pinned_on_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ctypes.util
+    import sys
+
+    from geoforensics.core.models import inference
+
+    inference.fix_malloc_threshold.cache_clear()
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    assert inference.fix_malloc_threshold() is False  # the user's setting wins
+    inference.fix_malloc_threshold.cache_clear()
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
+    glibc = sys.platform.startswith("linux") and ctypes.util.find_library("c") is not None
+    assert inference.fix_malloc_threshold() is glibc
+
+
+def test_onnx_failure_falls_back_to_torch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    clip = perf.write_test_audio(tmp_path / "clip.wav", 4.0, seed=5)
+    model = perf.random_agclip("mobilenet_v3_small_128")
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("no session")
+
+    monkeypatch.setattr(onnx_backend, "OnnxRunner", broken)
+    with pytest.warns(RuntimeWarning, match="running the model in torch"):
+        fallback = window_outputs(model, clip).outputs["embedding"]
+    with perf.inference_backend("torch"):
+        eager = window_outputs(model, clip).outputs["embedding"]
+    np.testing.assert_array_equal(fallback, eager)
+    with perf.inference_backend("onnx"), pytest.raises(RuntimeError, match="no session"):
+        onnx_backend.onnx_runner(perf.random_agclip("mobilenet_v3_small_128"))
