@@ -498,6 +498,8 @@ def test_unknown_place_names_are_refused(
     status, _, err = run(["check", clip, "--claimed", "Atlantisville", "--out", str(out), *FAST],
                          capsys)  # fmt: skip
     assert_one_line_error(status, err, "--claimed 'Atlantisville'", "offline gazetteer")
+    status, _, err = run(["check", clip, "--claimed", " ", "--out", str(out), *FAST], capsys)
+    assert_one_line_error(status, err, "--claimed ''", "give a place name")
     status, _, err = run(["species", clip, "--at", "Atlantisville"], capsys)
     assert_one_line_error(status, err, "--at 'Atlantisville'", "offline gazetteer")
     assert_no_report(out)

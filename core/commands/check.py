@@ -40,6 +40,8 @@ def options_from_args(args: argparse.Namespace) -> CheckOptions:
     """:class:`CheckOptions` from the parsed command line."""
     from ..forensics import CheckOptions
 
+    if args.claimed is not None and not args.claimed.strip():
+        raise InputError("--claimed '': give a place name or LAT,LON (or leave --claimed out)")
     options = CheckOptions(
         model_dir=None if args.model is None else Path(args.model),
         gallery=args.gallery,
