@@ -172,6 +172,17 @@ def cell_polygons(cell: str) -> list[np.ndarray]:
     return [np.stack([lon, lat], axis=1)]
 
 
+def set_world_extent(axes: Axes) -> None:
+    """The whole globe in plate carrée degrees: limits, equal aspect, 60°/30° ticks, labels."""
+    axes.set_xlim(-180.0, 180.0)
+    axes.set_ylim(-90.0, 90.0)
+    axes.set_aspect("equal")
+    axes.set_xticks(np.arange(-180, 181, 60))
+    axes.set_yticks(np.arange(-90, 91, 30))
+    axes.set_xlabel("longitude (°)")
+    axes.set_ylabel("latitude (°)")
+
+
 def _draw_coastlines(axes: Axes) -> bool:
     """Contour the land grid (0.1°, block-averaged to 0.5°); False when it is unavailable."""
     try:
@@ -225,13 +236,7 @@ def plot_error_map(
     axes.add_collection(collection)
     colorbar = figure.colorbar(collection, ax=axes, fraction=0.025, pad=0.01)
     colorbar.set_label("median error (km, log scale)")
-    axes.set_xlim(-180.0, 180.0)
-    axes.set_ylim(-90.0, 90.0)
-    axes.set_aspect("equal")
-    axes.set_xticks(np.arange(-180, 181, 60))
-    axes.set_yticks(np.arange(-90, 91, 30))
-    axes.set_xlabel("longitude (°)")
-    axes.set_ylabel("latitude (°)")
+    set_world_extent(axes)
     axes.set_title(f"{title} (H3 resolution {res}, {len(data.cells)} cells)")
     if caption:
         figure.text(0.01, 0.01, caption, fontsize=8, color="0.25")

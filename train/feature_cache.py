@@ -58,7 +58,7 @@ from geoforensics.core.models.encoders import (
 )
 from geoforensics.core.paths import cache_dir
 
-from .spec_cache import CacheSource
+from .spec_cache import CacheSource, id_number, publish_built_folder
 
 log = logging.getLogger(__name__)
 
@@ -265,29 +265,19 @@ def build_feature_cache(
             recordings, encoder, config, building / "features.f32", max_windows, progress,
             description, batch_size,
         )  # fmt: skip
-        ids = np.array([_id_number(r.id) for r in recordings], dtype=np.int64)
+        ids = np.array([id_number(r.id) for r in recordings], dtype=np.int64)
         with atomic_write(building / "index.npz", "wb") as fh:
             np.savez(fh, offsets=offsets, starts=starts, dense_windows=dense, ids=ids)
         with atomic_write(building / "meta.json") as fh:
             json.dump(
                 {**expected, "total_windows": int(offsets[-1]), "feature_dim": dim}, fh, indent=2
             )
-        if folder.exists():  # a stale or broken cache (or another process just finished)
-            again = _open(folder, expected, dim)
-            if again is not None:
-                return again
-            shutil.rmtree(folder, ignore_errors=True)
-        try:
-            os.replace(building, folder)
-        except OSError:  # another process renamed its build into place first
-            pass
+        return publish_built_folder(
+            building, folder, lambda: _open(folder, expected, dim), "window-feature cache"
+        )
     finally:
         if building.exists():
             shutil.rmtree(building, ignore_errors=True)
-    result = _open(folder, expected, dim)
-    if result is None:
-        raise InputError(f"{folder}: window-feature cache could not be written")
-    return result
 
 
 def _compute(
@@ -343,10 +333,3 @@ def _compute(
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     all_starts = np.concatenate(starts).astype(np.int64) if starts else np.zeros(0, np.int64)
     return offsets, np.asarray(dense, dtype=np.int64), all_starts
-
-
-def _id_number(value: int | str) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return -1

@@ -35,10 +35,10 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -53,6 +53,9 @@ if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
+
+#: A cache object that :func:`publish_built_folder` returns.
+CacheT = TypeVar("CacheT")
 
 CACHE_FORMAT = "geoforensics-spectrogram-cache-v1"
 #: Front-end fields that change the cached frames (image size / normalisation do not).
@@ -335,7 +338,7 @@ def build_spectrogram_cache(
                 offsets.append(offsets[-1] + frames.shape[0])
                 n_samples.append(length)
                 bar.update(1)
-        ids = np.array([_id_number(r.id) for r in recordings], dtype=np.int64)
+        ids = np.array([id_number(r.id) for r in recordings], dtype=np.int64)
         with atomic_write(building / "index.npz", "wb") as fh:
             np.savez(
                 fh,
@@ -347,25 +350,40 @@ def build_spectrogram_cache(
             json.dump(
                 {**expected, "total_frames": offsets[-1], "n_mels": config.n_mels}, fh, indent=2
             )
-        if folder.exists():  # a stale or broken cache (or another process just finished)
-            again = _open(folder, config, expected)
-            if again is not None:
-                return again
-            shutil.rmtree(folder, ignore_errors=True)
-        try:
-            os.replace(building, folder)
-        except OSError:  # another process renamed its build into place first
-            pass
+        return publish_built_folder(
+            building, folder, lambda: _open(folder, config, expected), "spectrogram cache"
+        )
     finally:
         if building.exists():
             shutil.rmtree(building, ignore_errors=True)
-    result = _open(folder, config, expected)
+
+
+def publish_built_folder(
+    building: Path, folder: Path, reopen: Callable[[], CacheT | None], what: str
+) -> CacheT:
+    """Move a fully built cache folder onto ``folder`` and return it opened with ``reopen``.
+
+    A folder already there (stale, broken, or one another process just finished) is used
+    when it opens, else removed; losing the rename race to another process is fine, its copy
+    is read instead. The caller removes ``building`` if it is still there.
+    """
+    if folder.exists():
+        again = reopen()
+        if again is not None:
+            return again
+        shutil.rmtree(folder, ignore_errors=True)
+    try:
+        os.replace(building, folder)
+    except OSError:  # another process renamed its build into place first
+        pass
+    result = reopen()
     if result is None:
-        raise InputError(f"{folder}: spectrogram cache could not be written")
+        raise InputError(f"{folder}: {what} could not be written")
     return result
 
 
-def _id_number(value: int | str) -> int:
+def id_number(value: int | str) -> int:
+    """A recording id as an integer for the cache index (-1 when it is not numeric)."""
     try:
         return int(value)
     except (TypeError, ValueError):

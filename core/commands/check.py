@@ -17,23 +17,14 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
+from . import parse_date_option
 
 if TYPE_CHECKING:
     from ..forensics import CheckOptions, CheckReport
-
-
-def _parse_date(text: str | None) -> date | None:
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        raise InputError(f"--date {text!r}: use YYYY-MM-DD, e.g. 2024-06-01") from None
 
 
 def options_from_args(args: argparse.Namespace) -> CheckOptions:
@@ -46,7 +37,7 @@ def options_from_args(args: argparse.Namespace) -> CheckOptions:
         model_dir=None if args.model is None else Path(args.model),
         gallery=args.gallery,
         claimed=args.claimed,
-        date=_parse_date(args.date),
+        date=parse_date_option(args.date),
         text=args.text,
         top_k=args.top_k,
         segment_s=args.segment_s,

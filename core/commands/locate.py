@@ -47,6 +47,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..errors import InputError
+from . import parse_date_option
 
 if TYPE_CHECKING:
     from ..geo.gallery import Gallery
@@ -144,7 +145,13 @@ def write_score_map(
     numbered top-k places; written atomically (matplotlib Agg, offline)."""
     from matplotlib.colors import LogNorm
 
-    from ...eval.plots import MAP_FIGSIZE, _draw_coastlines, _figure, _save_png
+    from ...eval.plots import (
+        MAP_FIGSIZE,
+        _draw_coastlines,
+        _figure,
+        _save_png,
+        set_world_extent,
+    )
     from ..geo.distance import check_coords
 
     points = check_coords(coords, "map coordinates")
@@ -175,28 +182,13 @@ def write_score_map(
         )  # fmt: skip
     colorbar = figure.colorbar(scatter, ax=axes, fraction=0.025, pad=0.01)
     colorbar.set_label("probability (log scale)")
-    axes.set_xlim(-180.0, 180.0)
-    axes.set_ylim(-90.0, 90.0)
-    axes.set_aspect("equal")
-    axes.set_xticks(np.arange(-180, 181, 60))
-    axes.set_yticks(np.arange(-90, 91, 30))
-    axes.set_xlabel("longitude (°)")
-    axes.set_ylabel("latitude (°)")
+    set_world_extent(axes)
     axes.set_title(title)
     figure.subplots_adjust(left=0.06, right=0.9, top=0.93, bottom=0.1)
     return _save_png(figure, path)
 
 
 # ------------------------------------------------------------------------------- command
-
-
-def _parse_date(text: str | None) -> date | None:
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        raise InputError(f"--date {text!r}: use YYYY-MM-DD, e.g. 2024-06-01") from None
 
 
 def _heard_species(
@@ -592,7 +584,7 @@ def run_locate(args: argparse.Namespace) -> int:
         return run_media_locate(args)
     if args.clip is not None:
         raise InputError("locate: --clip is used with --image or --text")
-    when = _parse_date(args.date)
+    when = parse_date_option(args.date)
     if args.method in MODEL_METHODS:
         return run_model_locate(args, when)
     if args.model is not None or args.fusion_weight is not None:

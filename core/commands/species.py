@@ -75,7 +75,7 @@ def _print_text(
 def run_species(args: argparse.Namespace) -> int:
     """Handler of ``geoforensics species``."""
     from ..checklists import YEAR_ROUND, date_to_week
-    from .locate import _parse_date
+    from . import parse_date_option
 
     path = Path(args.audio)
     if not path.is_file():
@@ -84,7 +84,7 @@ def run_species(args: argparse.Namespace) -> int:
         raise InputError(f"--threshold must lie in (0, 1], got {args.threshold}")
     if args.top is not None and args.top < 1:
         raise InputError(f"--top must be >= 1, got {args.top}")
-    when = _parse_date(args.date)
+    when = parse_date_option(args.date)
     place = None
     if args.at is not None:
         from ..species.evidence import resolve_place

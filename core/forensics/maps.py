@@ -104,19 +104,13 @@ def _draw_outlines(axes: Axes) -> None:
 
 
 def _base_axes(title: str, size: tuple[float, float] = MAP_FIGSIZE) -> tuple[Figure, Axes]:
-    from geoforensics.eval.plots import _figure
+    from geoforensics.eval.plots import _figure, set_world_extent
 
     figure = _figure(size)
     axes = figure.add_subplot()
     axes.set_facecolor("white")
     _draw_outlines(axes)
-    axes.set_xlim(-180.0, 180.0)
-    axes.set_ylim(-90.0, 90.0)
-    axes.set_aspect("equal")
-    axes.set_xticks(np.arange(-180, 181, 60))
-    axes.set_yticks(np.arange(-90, 91, 30))
-    axes.set_xlabel("longitude (°)")
-    axes.set_ylabel("latitude (°)")
+    set_world_extent(axes)
     axes.set_title(title, fontsize=11)
     return figure, axes
 
