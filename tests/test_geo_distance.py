@@ -133,3 +133,5 @@ def test_wrap_longitude() -> None:
     got = wrap_longitude([0.0, 181.0, -181.0, 180.0, 540.0, -180.0, 359.5])
     np.testing.assert_allclose(got, [0.0, -179.0, 179.0, -180.0, -180.0, -180.0, -0.5])
     assert haversine_np([10.0, float(wrap_longitude(190.0))], [10.0, -170.0]) == pytest.approx(0)
+    # just below -180: np.mod rounds onto 360, which must still wrap into [-180, 180)
+    assert float(wrap_longitude(179.99999999999997 - 360.0)) == -180.0

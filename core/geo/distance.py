@@ -112,4 +112,6 @@ def check_coords(coords: ArrayLike, source: str) -> np.ndarray:
 def wrap_longitude(lon: ArrayLike) -> np.ndarray:
     """Longitudes wrapped into [-180, 180) degrees (181 -> -179, 180 -> -180)."""
     values = np.asarray(lon, dtype=np.float64)
-    return np.mod(values + 180.0, 360.0) - 180.0
+    wrapped = np.mod(values + 180.0, 360.0) - 180.0
+    # A value a hair below a multiple of -180 rounds onto +180 (np.mod(-3e-14, 360) == 360.0).
+    return np.where(wrapped >= 180.0, wrapped - 360.0, wrapped)
