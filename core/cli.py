@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "geoforensics.core.commands.train",
     "geoforensics.core.commands.pooling",
     "geoforensics.core.commands.locate",
+    "geoforensics.core.commands.calibrate",
     "geoforensics.core.commands.check",
     "geoforensics.core.commands.species",
     "geoforensics.core.commands.bench",

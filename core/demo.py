@@ -4,8 +4,10 @@
 tiny synthetic world's demo soundscape with drawn frames, a GPS tag at the recording's true
 place and the title "Dawn chorus, Nairobi") against the claim ``Nairobi`` with the shipped
 demo AG-CLIP checkpoint (``assets/models/demo_agclip``, trained by ``geoforensics train`` on
-that world), and writes ``report.json`` and ``report.html`` into the output folder. Without
-CLIP weights the frames and text modalities are reported as unavailable, with the fix.
+that world, passed explicitly: ``check`` uses no AG-CLIP model unless given one; the clip's
+tags declare it SYNTHETIC, so that model's verdict counts here), and writes ``report.json``
+and ``report.html`` into the output folder. Without CLIP weights the frames and text
+modalities are reported as unavailable, with the fix.
 """
 
 from __future__ import annotations
@@ -65,10 +67,15 @@ def run_demo(
     species: bool = True,
 ) -> DemoResult:
     """Check the demo clip against the claim "Nairobi" and write the report into ``out_dir``."""
-    from .forensics import CheckOptions, run_check, write_report
+    from .forensics import CheckOptions, default_model_dir, run_check, write_report
 
     truth = demo_truth()
-    options = CheckOptions(claimed=DEMO_CLAIM, clip_weights=clip_weights, species=species)
+    options = CheckOptions(
+        model_dir=default_model_dir(),  # the demo's own SYNTHETIC model, passed explicitly
+        claimed=DEMO_CLAIM,
+        clip_weights=clip_weights,
+        species=species,
+    )
     report = run_check(demo_clip_path(), options, progress=progress)
     result = DemoResult(report, {}, truth, Path(out_dir))
     error = result.audio_error_km

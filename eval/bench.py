@@ -10,6 +10,8 @@ the rows that earlier runs into the same ``OUT`` finished with the same settings
 - ``results.json``: every number (per seed and summarised), the settings and the files;
 - ``cdf.png``: the error CDF of the Table 1 rows (paper Fig. 3 left);
 - ``error_map.png``: median error per H3 cell of the main method (paper Fig. 3 right);
+- ``coverage.md`` / ``coverage.json`` / ``reliability.png``: coverage of the calibrated
+  confidence regions of the AG-CLIP, species-range and fused rows (:mod:`.coverage`);
 - ``predictions/<row>.csv``: the public scorer's format, first seed (other seeds as
   ``<row>.seed<k>.csv``);
 - ``rows/<row>/seed<k>/``: the saved row results (and each row's ``work/`` folder).
@@ -33,7 +35,14 @@ from ..core.fileio import atomic_write
 from .plots import plot_error_cdf, plot_error_map, pooled_errors
 from .predictions_csv import write_predictions_csv
 from .results import ResultStore, RowResult, json_safe, metrics_json
-from .rows import BenchData, BenchRow, RowContext, builtin_rows, resolve_rows
+from .rows import (
+    BenchData,
+    BenchRow,
+    RowContext,
+    builtin_rows,
+    inatsounds_unavailable,
+    resolve_rows,
+)
 from .tables import TABLES, describe_dataset, grid_table, metrics_table, seeds_note
 
 log = logging.getLogger(__name__)
@@ -180,7 +189,7 @@ def _fingerprint(
 
 
 def run_bench(
-    data: str | Path,
+    data: str | Path | None,
     preset: str | BenchPreset = "tiny",
     seeds: int = 1,
     rows: Sequence[str] | str | None = None,
@@ -190,28 +199,43 @@ def run_bench(
     progress: bool = True,
     registry: Mapping[str, BenchRow] | None = None,
     location_encoder_checkpoints: Mapping[str, str | Path] | None = None,
+    range_model: str | None = None,
+    model: str | Path | None = None,
 ) -> BenchReport:
     """Run benchmark rows for seeds ``0..seeds-1`` (resuming finished ones) and write the
     reports (see the module docstring). Expected failures of single rows are collected in the
     report (the other rows still run); a bad ``data`` folder raises DatasetNotFoundError.
     ``location_encoder_checkpoints`` (``{"sinr": PATH, "satclip": PATH}``) are user checkpoints
     for the Table 2 rows (otherwise those encoders are pretrained on the synthetic world's
-    range model)."""
+    range model).
+
+    ``data`` may be an XCDC folder alone (or None with ``xcdc``): then only the rows that need
+    no iNatSounds-format split run (species range on the true lists, k-species draws, a given
+    ``model``, TaxaBind; :attr:`~.rows.BenchRow.xcdc_only`), the gallery defaults to
+    ``land-1deg``, and
+    every other row is skipped with the reason (also when named in ``rows``).
+    ``range_model``: the species rows' range model (``birdnet``, ``sinr:PATH``, ``world:DIR``);
+    ``model``: a model folder for the ``model-xcdc`` row."""
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
     chosen_preset = get_preset(preset)
     if seeds < 1:
         raise InputError(f"--seeds must be at least 1, got {seeds}")
-    specs = parse_list(gallery) or ["train"]
     bench_data = BenchData(
         data,
         chosen_preset,
-        specs,
+        parse_list(gallery) or None,
         xcdc,
         progress,
         location_encoder_checkpoints=location_encoder_checkpoints,
+        range_model=range_model,
+        model_dir=model,
     )
+    if bench_data.range_model_spec is not None:  # a bad --range-model fails at once
+        from .rows_species import user_range_model
+
+        user_range_model(bench_data.range_model_spec)
     known = dict(registry) if registry is not None else builtin_rows()
     out_dir = Path(out if out is not None else f"bench-{chosen_preset.name}").expanduser()
     seed_list = list(range(seeds))
@@ -220,11 +244,20 @@ def run_bench(
     if not requested:
         requested = []
         for name, row in known.items():
-            reason = row.unavailable(bench_data) if row.unavailable is not None else None
+            reason = inatsounds_unavailable(bench_data, row)
+            if reason is None and row.unavailable is not None:
+                reason = row.unavailable(bench_data)
             if reason is None:
                 requested.append(name)
             else:
                 skipped[name] = reason
+    elif not bench_data.has_inat:  # XCDC alone: named rows that need iNatSounds are skipped
+        resolve_rows(requested, known)  # unknown names are still an error
+        for name in list(requested):
+            reason = inatsounds_unavailable(bench_data, known[name])
+            if reason is not None:
+                skipped[name] = reason
+                requested.remove(name)
     order = {name: i for i, name in enumerate(known)}
     plan = resolve_rows(requested, known)  # requirements first, for running
     if any(row.split == "xcdc" for row in plan) and not bench_data.has_xcdc():
@@ -316,10 +349,11 @@ def render_tables(
     results: Mapping[str, list[RowResult]],
 ) -> str:
     """``tables.md``: every table that has finished rows, in the paper's order."""
+    splits = "iNatSounds-format splits" if data.has_inat else "XCDC only (no iNatSounds splits)"
     parts = [
         "# geoforensics bench",
         "",
-        data.dataset.caption("iNatSounds-format splits")
+        data.dataset.caption(splits)
         + f" Preset `{data.preset.name}` ({data.preset.description}); seeds "
         + f"{', '.join(map(str, seeds))}; gallery `{'+'.join(data.gallery_specs)}`.",
         "",
@@ -412,6 +446,10 @@ def write_reports(
             caption=caption,
         )
         files["error_map"] = out_dir / "error_map.png"
+    # Confidence-region coverage (issue 16): coverage.json / coverage.md / reliability.png.
+    from .coverage import write_coverage
+
+    files.update(write_coverage(out_dir, data, results, {r.name: r.label for r in plan}))
 
     rows_json: dict[str, Any] = {}
     for row in plan:
@@ -443,6 +481,9 @@ def write_reports(
             "synthetic": data.dataset.synthetic,
             "world": data.dataset.world,
             "xcdc_root": None if data.xcdc_root is None else str(data.xcdc_root),
+            "inatsounds": data.has_inat,
+            "range_model": data.range_model_spec,
+            "model": None if data.model_dir is None else str(data.model_dir),
         },
         "preset": {
             "name": data.preset.name,

@@ -17,7 +17,11 @@ e. range tables, batched vs one model call per location (synthetic world, BirdNE
 f. training throughput (samples/s, data loading + forward/backward/step) with cached
    spectrograms vs decoding the audio of every window each epoch;
 g. accuracy of the fast path vs the plain torch path on the tiny synthetic world's test split
-   (the demo model): accuracy at 25/200/750/2,500 km must match within 0.5 points.
+   (the demo model): accuracy at 25/200/750/2,500 km must match within 0.5 points;
+h. species evidence (BirdNET range model over ``land-1deg``): today's path (the full
+   6,522-species range table for the week, built or read from its 327 MB cache) vs the
+   heard species' columns from the model's weights plus cached per-place totals, for a lone
+   species and a chorus, on a new week and a cached one, and the cache bytes per week.
 
 ``--quick`` shrinks every size (for the tests and a fast look). Audio inputs are generated
 (seeded noise with tone bursts); the synthetic world is generated once under the cache.
@@ -50,7 +54,7 @@ if TYPE_CHECKING:
     from geoforensics.core.models.geolocator import AudioGeolocator
 
 #: Section letters in run order.
-SECTIONS = ("a", "b", "c", "d", "e", "f", "g")
+SECTIONS = ("a", "b", "c", "d", "e", "f", "g", "h")
 SECTION_TITLES = {
     "a": "one clip end to end vs GeoCLIP's predict (gallery re-embedded per call)",
     "b": "audio throughput (x real time) vs a plain eager fp32 per-window loop",
@@ -59,6 +63,7 @@ SECTION_TITLES = {
     "e": "range tables: batched vs one call per location",
     "f": "training throughput: cached spectrograms vs decoding audio every epoch",
     "g": "accuracy: fast path vs plain torch path (tiny synthetic world, demo model)",
+    "h": "species evidence: heard columns + cached totals vs full range tables",
 }
 MB = 1024.0 * 1024.0
 
@@ -132,6 +137,7 @@ class PerfSettings:
     birdnet_range_locations: int
     train_encoder: str
     repeats: int
+    species_gallery: str = "land-1deg"
 
     @classmethod
     def full(cls) -> PerfSettings:
@@ -169,6 +175,7 @@ class PerfSettings:
             birdnet_range_locations=50,
             train_encoder="test_tiny",
             repeats=1,
+            species_gallery="land-4deg",
         )
 
 
@@ -971,6 +978,99 @@ def measure_range_tables(settings: PerfSettings, world: Path | None = None) -> S
 
 
 # ---------------------------------------------------------------------------------------------
+# h. species evidence
+
+#: Species lists of section h: a lone widespread species and a small chorus (BirdNET names).
+LONE_SPECIES = ("Zonotrichia capensis",)
+CHORUS = ("Junco hyemalis", "Poecile atricapillus", "Turdus migratorius", "Spinus pinus")
+
+
+def _evidence_today(model: Any, coords: np.ndarray, week: int, idx: np.ndarray, rule: str,
+                    cache: bool) -> np.ndarray:  # fmt: skip
+    """Today's path: the week's full range table, then the likelihood over it."""
+    from geoforensics.core.species.likelihood import SpeciesLikelihood
+    from geoforensics.core.species.range_table import range_table
+
+    table = range_table(model, coords, week, cache=cache)
+    return SpeciesLikelihood(table, model=rule).log_likelihood(idx)
+
+
+def _evidence_new(model: Any, coords: np.ndarray, week: int, idx: np.ndarray, rule: str,
+                  cache: bool) -> np.ndarray:  # fmt: skip
+    """The new path: heard columns from the weights, totals per week (cached)."""
+    from geoforensics.core.species.likelihood import columns_log_likelihood, draws_of
+    from geoforensics.core.species.range_evidence import range_evidence
+
+    weights = np.ones(idx.size)
+    need = draws_of(weights, rule) > 0
+    found = range_evidence(model, coords, week, idx, need_totals=need, cache=cache)
+    return columns_log_likelihood(found.columns, weights, rule, found.totals, found.n_species)
+
+
+def measure_species_evidence(settings: PerfSettings) -> Section:
+    """Section h: range evidence of a lone species and a chorus, today's path vs the new one
+    (same run, same gallery), on a week never seen (nothing cached) and on a cached week."""
+    from geoforensics.core.errors import GeoforensicsError
+    from geoforensics.core.geo.gallery import resolve_gallery
+    from geoforensics.core.species.names import match_species
+    from geoforensics.core.species.range_evidence import _totals_files, birdnet_mlp, range_totals
+    from geoforensics.core.species.range_table import range_table, range_table_files
+    from geoforensics.core.species.ranges import BirdNETRangeModel
+
+    notes: list[str] = []
+    try:
+        model = BirdNETRangeModel()
+    except GeoforensicsError as error:
+        return Section("h", SECTION_TITLES["h"], [], [f"BirdNET not measured: {error}"])
+    start = time.perf_counter()
+    mlp = birdnet_mlp(model)
+    load_s = time.perf_counter() - start
+    if mlp is None:
+        return Section(
+            "h", SECTION_TITLES["h"], [], ["BirdNET's range graph differs: no fast path"]
+        )
+    coords = resolve_gallery(settings.species_gallery).coords
+    species = list(model.species)
+    lists = {
+        "lone species (focal)": (match_species(list(LONE_SPECIES), species).indices, "focal"),
+        f"chorus of {len(CHORUS)} (focal)": (match_species(list(CHORUS), species).indices, "focal"),
+    }
+    figures: list[Figure] = []
+    worst = 0.0
+    where = f"{settings.species_gallery}, {len(coords):,} places x {len(species):,} species"
+    new_week, cached_week = 30, 31
+    range_table(model, coords, cached_week)  # today's cache for the cached-week figures
+    range_totals(model, coords, cached_week)  # the new cache
+    for label, (idx, rule) in lists.items():
+        for when, week, cache in (
+            ("new week", new_week, False),
+            ("cached week", cached_week, True),
+        ):
+            today_s, today = _timed(
+                functools.partial(_evidence_today, model, coords, week, idx, rule, cache)
+            )
+            ours_s, ours = _timed(
+                functools.partial(_evidence_new, model, coords, week, idx, rule, cache)
+            )
+            worst = max(worst, float(np.max(np.abs(today - ours))))
+            key = f"h{len(figures) + 1}"
+            name = f"{label}, {when}: {where}"
+            met = ours_s < 2.0
+            figures.append(Figure(key, name, ours_s, today_s, "s", target="< 2 s", met=met))
+    table_file = range_table_files(model, coords, cached_week)[0]
+    totals_file = _totals_files(model, coords, cached_week)[0]
+    table_mb, totals_mb = table_file.stat().st_size / MB, totals_file.stat().st_size / MB
+    figures.append(Figure(f"h{len(figures) + 1}", "cache per week", totals_mb, table_mb, "MB"))
+    notes.append(
+        f"largest |log-likelihood difference| between the paths {worst:.1e} (float16 "
+        "rounding of a few entries); a new week's chorus pays the all-species pass once for "
+        "its totals (cached after), a lone focal species needs no totals"
+    )
+    notes.append(f"weights read and checked against the TFLite interpreter once: {load_s:.2f} s")
+    return Section("h", SECTION_TITLES["h"], figures, notes)
+
+
+# ---------------------------------------------------------------------------------------------
 # f. training throughput
 
 
@@ -1170,6 +1270,7 @@ def run_perf(
         "e": lambda: measure_range_tables(settings, world),
         "f": lambda: measure_training(settings, world),
         "g": lambda: measure_accuracy(settings, world),
+        "h": lambda: measure_species_evidence(settings),
     }
     machine = machine_description()
     sections = []

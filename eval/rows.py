@@ -53,7 +53,10 @@ class BenchRow:
     budget; part of the resume check). ``unavailable(data)`` returns why the row cannot run
     on this data (None when it can); a bench without ``--rows`` leaves such rows out and says
     why. ``inputs(data)`` returns JSON-able identities of further inputs the row reads (e.g. a
-    user checkpoint's SHA-256); part of the resume check when given.
+    user checkpoint's SHA-256); part of the resume check when given. ``xcdc_only``: the row
+    runs from an XCDC folder alone (no iNatSounds-format split: no training, no train
+    locations); without iNatSounds data every other row is unavailable
+    (:func:`inatsounds_unavailable`).
     """
 
     name: str
@@ -70,6 +73,7 @@ class BenchRow:
     budget: Callable[[BenchPreset], Any] | None = None
     unavailable: Callable[[BenchData], str | None] | None = None
     inputs: Callable[[BenchData], Any] | None = None
+    xcdc_only: bool = False
 
     def __post_init__(self) -> None:
         check_name(self.name)
@@ -79,6 +83,8 @@ class BenchRow:
             raise InputError(f"row {self.name!r}: split must be one of {', '.join(ROW_SPLITS)}")
         if TABLES[self.table].grid and self.column is None:
             raise InputError(f"row {self.name!r}: grid table {self.table} needs a column")
+        if self.xcdc_only and (self.split != "xcdc" or self.requires or self.trains):
+            raise InputError(f"row {self.name!r}: an XCDC-only row is scored on xcdc alone")
 
 
 # --------------------------------------------------------------------------- data access
@@ -88,38 +94,84 @@ def _recording_dates(recordings: Iterable[Any]) -> list[str | None]:
     return [None if r.date is None else r.date.isoformat() for r in recordings]
 
 
+#: Galleries made of an iNatSounds-format split's locations (not available from XCDC alone).
+SPLIT_GALLERIES: tuple[str, ...] = ("train", "val", "test", "train-neighbours")
+#: The default gallery of a bench on XCDC alone (no train locations to retrieve from).
+XCDC_ONLY_GALLERY = "land-1deg"
+
+
 class BenchData:
-    """Data shared by every row and seed of one bench run, loaded once on first use."""
+    """Data shared by every row and seed of one bench run, loaded once on first use.
+
+    ``data_root`` is an iNatSounds-format data set (``test.json`` ...), or, for the rows that
+    need no training (:attr:`BenchRow.xcdc_only`), an XCDC folder alone (``--xcdc`` or a
+    folder holding ``xcdc_recordings.csv``; None: ``xcdc_root``). ``gallery`` None: ``train``
+    (XCDC alone: :data:`XCDC_ONLY_GALLERY`). ``range_model``: a
+    :func:`~geoforensics.core.species.ranges.load_range_model` spec for the species rows
+    (``birdnet``, ``sinr:PATH``, ``world:DIR``; None: chosen from the data).
+    ``model_dir``: a trained or imported model folder for the ``model-xcdc`` row.
+    """
 
     def __init__(
         self,
-        data_root: str | Path,
+        data_root: str | Path | None,
         preset: BenchPreset,
-        gallery: Sequence[str] = ("train",),
+        gallery: Sequence[str] | None = None,
         xcdc_root: str | Path | None = None,
         progress: bool = True,
         location_encoder_checkpoints: Mapping[str, str | Path] | None = None,
+        range_model: str | None = None,
+        model_dir: str | Path | None = None,
     ) -> None:
+        if data_root is None:
+            if xcdc_root is None:
+                raise InputError(
+                    "bench: give --data DIR (an iNatSounds-format data set) or --xcdc DIR "
+                    "(an XCDC folder)"
+                )
+            data_root = xcdc_root
         self.root = Path(data_root).expanduser().resolve()
         if not self.root.is_dir():
             raise DatasetNotFoundError(f"data folder {self.root} does not exist")
-        if not (self.root / "test.json").is_file():
-            raise DatasetNotFoundError(
-                f"{self.root}: no test.json (expected an iNatSounds-format data set: "
-                "train.json, val.json, test.json)"
-            )
-        self.preset = preset
-        self.gallery_specs = tuple(gallery)
-        if not self.gallery_specs:
-            raise InputError("bench: the gallery list is empty")
+        #: Whether the iNatSounds-format splits are there (else XCDC alone).
+        self.has_inat = (self.root / "test.json").is_file()
         if xcdc_root is None:
-            guess = self.root / "xcdc"
-            self.xcdc_root: Path | None = (
-                guess if (guess / "xcdc_recordings.csv").is_file() else None
+            guesses = (self.root / "xcdc", self.root)
+            self.xcdc_root: Path | None = next(
+                (g for g in guesses if (g / "xcdc_recordings.csv").is_file()), None
             )
         else:
             self.xcdc_root = Path(xcdc_root).expanduser().resolve()
+        if not self.has_inat and not self.has_xcdc():
+            where = "" if xcdc_root is None else f" nor in {self.xcdc_root}"
+            raise DatasetNotFoundError(
+                f"{self.root}: no test.json (an iNatSounds-format data set: train.json, "
+                f"val.json, test.json) and no xcdc_recordings.csv (an XCDC folder){where}"
+            )
+        self.preset = preset
+        if gallery is None:
+            gallery = ("train",) if self.has_inat else (XCDC_ONLY_GALLERY,)
+        self.gallery_specs = tuple(gallery)
+        if not self.gallery_specs:
+            raise InputError("bench: the gallery list is empty")
+        split_specs = [s for s in self.gallery_specs if s in SPLIT_GALLERIES]
+        if split_specs and not self.has_inat:
+            raise InputError(
+                f"bench: gallery {'+'.join(split_specs)} is made of iNatSounds-format split "
+                f"locations, but {self.root} has XCDC data only; use --gallery "
+                f"{XCDC_ONLY_GALLERY} (or grid-1deg, land-0.5deg, file:PATH)"
+            )
         self.progress = progress
+        self.range_model_spec = (range_model or "").strip() or None
+        self.model_dir: Path | None = None
+        if model_dir is not None:
+            folder = Path(model_dir).expanduser().resolve()
+            if not (folder / "model.json").is_file():
+                raise WeightsNotFoundError(
+                    f"{folder}: no model.json (expected a model folder made by "
+                    "`geoforensics train` or imported weights)"
+                )
+            self.model_dir = folder
         #: User checkpoints of location encoders (``sinr``, ``satclip``) for the Table 2 rows.
         self.location_encoder_checkpoints: dict[str, Path] = {}
         for name, path in (location_encoder_checkpoints or {}).items():
@@ -133,11 +185,16 @@ class BenchData:
     @cached_property
     def dataset(self) -> DatasetInfo:
         """Name and SYNTHETIC flag of the data set (for captions)."""
-        return describe_dataset(self.root)
+        return describe_dataset(self.root, "iNatSounds 2024" if self.has_inat else "XCDC")
 
     def split(self, name: str) -> INatSounds:
         """An iNatSounds-format split (annotations read once; audio checked by the rows that
         read audio)."""
+        if not self.has_inat:
+            raise DatasetNotFoundError(
+                f"{self.root}: no {name}.json: XCDC data only (this needs an iNatSounds-format "
+                "data set: train.json, val.json, test.json)"
+            )
         if name not in self._splits:
             from ..core.data import INatSounds
 
@@ -278,6 +335,25 @@ class RowContext:
             extra=info,
             arrays=dict(arrays or {}),
         )
+
+
+def inatsounds_unavailable(data: BenchData, row: BenchRow) -> str | None:
+    """Why ``row`` cannot run on XCDC data alone (None with iNatSounds data or an
+    :attr:`~BenchRow.xcdc_only` row)."""
+    if data.has_inat or row.xcdc_only:
+        return None
+    if row.split == "test":
+        why = "it is scored on the test split"
+    elif row.requires:
+        why = f"it uses the {', '.join(row.requires)} row(s)"
+    elif row.trains:
+        why = "it trains on the train split"
+    else:
+        why = "it reads the train split"
+    return (
+        f"needs the iNatSounds-format data set (train.json, val.json, test.json; {why}): "
+        f"XCDC data only at {data.root}"
+    )
 
 
 # ------------------------------------------------------------------------------ registry
@@ -820,13 +896,19 @@ def builtin_rows() -> RowRegistry:
             ),
             registry,
         )
+    from .rows_encoders import register_encoder_rows
     from .rows_fusion import register_fusion_rows
     from .rows_location import register_location_encoder_rows
+    from .rows_model import register_model_rows
     from .rows_pooling import register_pooling_rows
+    from .rows_retrieval import register_retrieval_rows
     from .rows_species import register_species_rows
 
+    register_retrieval_rows(registry)
     register_location_encoder_rows(registry)
+    register_encoder_rows(registry)
     register_pooling_rows(registry)
     register_species_rows(registry)
     register_fusion_rows(registry)
+    register_model_rows(registry)
     return registry

@@ -40,6 +40,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..core.errors import InputError
+from ..core.species.fusion import (
+    CHOICE_BAND_KM,
+    DEFAULT_FUSION_WEIGHTS,
+    REPORT_THRESHOLDS_KM,
+    band_accuracy,
+    best_weight_index,
+)
 from .rows import BenchData, BenchRow, RowContext, RowRegistry, predict_with_model, register_row
 from .rows_species import (
     DEFAULT_RANKING,
@@ -70,14 +77,10 @@ FUSED_ANNOTATED_ROW = "fused-annotated"
 FUSED_ANNOTATED_XCDC_ROW = "fused-annotated-xcdc"
 
 #: The grid the validation split chooses from (0: AG-CLIP alone, inf: species alone).
-FUSION_WEIGHTS: tuple[float, ...] = (0.0, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, math.inf)
+FUSION_WEIGHTS: tuple[float, ...] = DEFAULT_FUSION_WEIGHTS
 
 #: Country and continent scale: the thresholds fusion is judged at.
-CHOICE_THRESHOLDS_KM: tuple[float, ...] = (750.0, 2500.0)
-#: The band the weight is chosen on: nine log-spaced radii from 750 to 2,500 km.
-CHOICE_BAND_KM: tuple[float, ...] = tuple(
-    float(r) for r in np.round(np.geomspace(750.0, 2500.0, 9), 1)
-)
+CHOICE_THRESHOLDS_KM: tuple[float, ...] = REPORT_THRESHOLDS_KM
 
 _LABELS = {
     "annotated": "AG-CLIP x species range (annotated species, fused)",
@@ -181,24 +184,21 @@ def _grid_metrics(
         }
         for t in CHOICE_THRESHOLDS_KM:
             row[f"acc@{t:g}km"] = float(np.mean(errors <= t))
-        band = np.asarray(CHOICE_BAND_KM)
-        row["band_accuracy"] = float(np.mean(errors[:, None] <= band[None, :]))
+        row["band_accuracy"] = band_accuracy(errors)
         out.append(row)
     return out
 
 
 def pick_weight(grid: Sequence[dict[str, Any]]) -> int:
-    """Index of the grid row with the best accuracy over the country-to-continent band
-    (``band_accuracy``, :data:`CHOICE_BAND_KM`), then the lower median, then the earlier, i.e.
-    smaller, weight."""
+    """Index of the grid row the library's weight rule picks
+    (:func:`~geoforensics.core.species.fusion.best_weight_index`: the best accuracy over the
+    country-to-continent band ``band_accuracy``, :data:`CHOICE_BAND_KM`, then the lower
+    median, then the earlier, i.e. smaller, weight)."""
     if not grid:
         raise InputError("fusion: no weights to choose from")
-
-    def key(i: int) -> tuple[float, float, int]:
-        row = grid[i]
-        return (-round(float(row["band_accuracy"]), 12), round(float(row["median_km"]), 6), i)
-
-    return min(range(len(grid)), key=key)
+    return best_weight_index(
+        [float(row["band_accuracy"]) for row in grid], [float(row["median_km"]) for row in grid]
+    )
 
 
 # ------------------------------------------------------------------------- species queries

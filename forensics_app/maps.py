@@ -30,6 +30,8 @@ from geoforensics.core.paths import assets_dir
 
 #: RGB colour of each modality's markers and arcs.
 MODALITY_COLORS: dict[str, list[int]] = {
+    "audio_species": [140, 86, 75],
+    "audio_fused": [227, 119, 194],
     "audio": [230, 97, 1],
     "frames": [33, 102, 172],
     "text": [118, 42, 131],
@@ -39,6 +41,8 @@ MODALITY_COLORS: dict[str, list[int]] = {
 _DEFAULT_COLOR = [90, 90, 90]
 #: The Streamlit markdown colour closest to each modality's colour (legends).
 MARKDOWN_COLORS: dict[str, str] = {
+    "audio_species": "gray",
+    "audio_fused": "rainbow",
     "audio": "orange",
     "frames": "blue",
     "text": "violet",
@@ -47,6 +51,8 @@ MARKDOWN_COLORS: dict[str, str] = {
 }
 #: Human names of the modalities.
 MODALITY_NAMES: dict[str, str] = {
+    "audio_species": "Audio species (BirdNET x range)",
+    "audio_fused": "Audio fused (AG-CLIP x species)",
     "audio": "Audio (AG-CLIP)",
     "frames": "Frames (GeoCLIP image)",
     "text": "Text hint (CLIP text)",

@@ -73,9 +73,12 @@ def demo_audio_path() -> Path:
 
 
 def default_model_dir() -> Path:
-    """The AG-CLIP model the pages use unless told otherwise."""
+    """The AG-CLIP model the pages use unless told otherwise (a released checkpoint ``.pt``
+    in ``$GEOFORENSICS_APP_MODEL`` is imported once into the cache and its folder used)."""
+    from geoforensics.core.models.resolve import resolve_audio_model
+
     env = os.environ.get("GEOFORENSICS_APP_MODEL")
-    return Path(env) if env else assets_dir().joinpath(*DEMO_MODEL)
+    return resolve_audio_model(env) if env else assets_dir().joinpath(*DEMO_MODEL)
 
 
 def default_gallery() -> str:

@@ -1,4 +1,11 @@
-"""Shared test setup: every test session gets its own empty cache folder."""
+"""Shared test setup: every test session gets its own empty cache folder and one torch thread
+count.
+
+Learned results depend on the float path: the CPU's kernels (``ATEN_CPU_CAPABILITY``) and
+torch's thread count (reduction order). Each test starts with the thread count of
+``$GEOFORENSICS_TEST_THREADS`` (default 1), so the suite runs the same way on a 2-core laptop
+and a 64-core server, and ``GEOFORENSICS_TEST_THREADS=2`` reruns it with other reductions.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,25 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
+
+#: Environment variable: torch threads for every test (default 1).
+TEST_THREADS_ENV = "GEOFORENSICS_TEST_THREADS"
+
+
+def test_threads() -> int:
+    """The torch thread count tests run with (``$GEOFORENSICS_TEST_THREADS``, default 1)."""
+    value = os.environ.get(TEST_THREADS_ENV, "1")
+    try:
+        threads = int(value)
+    except ValueError:
+        raise pytest.UsageError(f"{TEST_THREADS_ENV}={value!r}: not a whole number") from None
+    if threads < 1:
+        raise pytest.UsageError(f"{TEST_THREADS_ENV}={value!r}: must be at least 1")
+    return threads
+
+
+test_threads.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
 
 # hypothesis keeps its example database in the working directory unless told otherwise.
 os.environ.setdefault(
@@ -26,6 +52,19 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ.pop("GEOFORENSICS_CACHE", None)
     else:
         os.environ["GEOFORENSICS_CACHE"] = previous
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads() -> Iterator[None]:
+    """Every test starts at the session's thread count; a test that changes it cannot leak."""
+    torch.set_num_threads(test_threads())
+    yield
+    torch.set_num_threads(test_threads())
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    capability = torch.backends.cpu.get_cpu_capability()
+    return f"torch {torch.__version__}: CPU kernels {capability}, {test_threads()} thread(s)"
 
 
 @pytest.fixture(scope="session")

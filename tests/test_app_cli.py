@@ -52,7 +52,8 @@ def test_streamlit_command_is_offline_and_headless() -> None:
         "--client.toolbarMode": "viewer",
         "--server.address": "127.0.0.1",
     }
-    assert "--server.address" not in app_command.streamlit_command()
+    # Without --address the server listens on loopback only (Streamlit's own default: all).
+    assert _options(app_command.streamlit_command())["--server.address"] == "127.0.0.1"
     assert (
         "false"
         == dict(zip(*[iter(app_command.streamlit_command()[5:])] * 2, strict=True))[
@@ -89,12 +90,40 @@ def test_app_runs_streamlit_with_the_pages_settings(
     ]
     assert cli.main(argv) == 0
     ((command, env),) = calls
-    assert command == app_command.streamlit_command(9001, True, None)
+    assert command == app_command.streamlit_command(9001, True, "127.0.0.1")
     assert env["GEOFORENSICS_APP_MODEL"] == str(model.resolve())
     assert env["GEOFORENSICS_APP_GALLERY"] == "grid-10deg"
     assert env["GEOFORENSICS_APP_BENCH"] == str((tmp_path / "bench").resolve())
     assert env["GEOFORENSICS_APP_WORLD"] == str((tmp_path / "w").resolve())
-    assert capsys.readouterr().out.startswith("geoforensics app: http://localhost:9001")
+    printed = capsys.readouterr()
+    assert printed.out.startswith("geoforensics app: http://localhost:9001")
+    assert printed.err == ""  # loopback: nothing to warn about
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0", "192.0.2.10", "::", "archive-desk.example"])
+def test_opening_the_app_to_the_network_says_so_in_one_line(
+    address: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[list[str]] = []
+
+    def fake_run(command: list[str], env: dict[str, str]) -> int:
+        calls.append(command)
+        return 0
+
+    monkeypatch.setattr(app_command, "run_streamlit", fake_run)
+    assert cli.main(["app", "--headless", "--address", address]) == 0
+    assert _options(calls[0])["--server.address"] == address
+    printed = capsys.readouterr()
+    assert printed.out.startswith(f"geoforensics app: http://{address}:8501")
+    (line,) = printed.err.splitlines()
+    assert f"listening on {address}:8501" in line and "no login" in line
+    assert "reverse proxy" in line and "SSH tunnel" in line
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "localhost", "::1", "127.0.0.2"])
+def test_loopback_addresses_are_not_warned_about(address: str) -> None:
+    assert app_command.is_loopback(address)
+    assert app_command.network_warning(address, 8501) is None
 
 
 @pytest.mark.parametrize(

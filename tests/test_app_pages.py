@@ -159,8 +159,10 @@ def warm_check_models(tmp_path_factory: pytest.TempPathFactory) -> None:
     from geoforensics.core.forensics import CheckOptions, run_check, write_report
     from geoforensics.forensics_app import common
 
-    models = common.check_models(None, GALLERY, None, True)
-    report = run_check(common.demo_clip_path(), CheckOptions(gallery=GALLERY), models=models)
+    model = common.default_model_dir()  # the demo clip's model, as the page passes it
+    models = common.check_models(str(model), GALLERY, None, True)
+    options = CheckOptions(model_dir=model, gallery=GALLERY)
+    report = run_check(common.demo_clip_path(), options, models=models)
     write_report(report, tmp_path_factory.mktemp("warm-report"))
 
 
@@ -288,7 +290,10 @@ def test_locate_page_audio_demo_and_upload() -> None:
     _button(at, "locate_audio_run").click().run()
     assert not at.exception, at.exception
     location, _modality, title = at.session_state["locate_result"]
-    assert title == "AG-CLIP: chirp.wav" and len(location.top) == 3
+    assert title.startswith("AG-CLIP: chirp.wav") and len(location.top) == 3
+    # the SYNTHETIC demo model does not speak for an upload unlabelled
+    assert title.endswith("(model trained on a SYNTHETIC world: not evidence for real recordings)")
+    assert any("SYNTHETIC" in w for w in _texts(at, "warning"))
     (table,) = [df.value for df in at.dataframe]
     assert len(table) == 3
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import subprocess
 import tracemalloc
@@ -14,11 +15,20 @@ import soundfile as sf
 import soxr
 
 from geoforensics.core.audio import decode
-from geoforensics.core.audio.decode import load_audio, probe_audio, stream_audio
+from geoforensics.core.audio.decode import (
+    MIN_USABLE_SECONDS,
+    decode_report,
+    load_audio,
+    probe_audio,
+    stream_audio,
+)
 from geoforensics.core.errors import InputError, MediaDecodeError
 
 OUT = 22050
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+#: Real recordings beside the repository (CC BY-NC Xeno-canto audio: read, never copied).
+REALAUDIO = Path(__file__).resolve().parents[2] / "shared" / "realaudio"
+QUAIL = REALAUDIO / "xc589950_gambels_quail_arizona.mp3"
 
 
 def tone(freq: float, rate: int, seconds: float, amplitude: float = 0.5) -> np.ndarray:
@@ -267,22 +277,153 @@ def test_random_bytes_are_not_media(tmp_path: Path, name: str) -> None:
     _assert_one_line_naming(error, path)
 
 
-def test_truncated_files_are_reported(tmp_path: Path) -> None:
+def _loss_warnings(caplog: pytest.LogCaptureFixture, path: Path) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == decode.logger.name and r.levelno == logging.WARNING and str(path) in r.message
+    ]
+
+
+def _stopped_at(message: str) -> tuple[float, float]:
+    """(decoded, declared) seconds from ``FILE: decoding stopped at X of Y s (...): Z s lost``."""
+    words = message.split("decoding stopped at ", 1)[1].split()
+    assert words[1] == "of" and words[3] == "s", message
+    return float(words[0]), float(words[2])
+
+
+def test_truncated_files_decode_what_they_hold(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger=decode.logger.name)
     wav = tmp_path / "full.wav"
-    sf.write(wav, tone(1000, 44100, 2.0), 44100)
+    signal = tone(1000, 44100, 2.0)
+    sf.write(wav, signal, 44100)
     flac = tmp_path / "full.flac"
-    sf.write(flac, tone(1000, 44100, 2.0), 44100)
-    mp4 = encode(wav, tmp_path / "full.mp4", ["-c:a", "aac"], video="libx264")  # index at end
+    sf.write(flac, signal, 44100)
     faststart = encode(
         wav, tmp_path / "faststart.mov", ["-c:a", "aac", "-movflags", "+faststart"], "libx264"
-    )  # index first: decoding starts, then fails part-way
-    for source in (wav, flac, mp4, faststart):
+    )  # index first: decoding starts, then stops at the cut
+    whole = {source: load_audio(source) for source in (wav, flac, faststart)}
+    for source in (wav, flac, faststart):
         cut = tmp_path / f"cut{source.suffix}"
         data = source.read_bytes()
         cut.write_bytes(data[: len(data) // 2])
-        with pytest.raises(MediaDecodeError, match="truncated") as error:
-            load_audio(cut)
-        _assert_one_line_naming(error, cut)
+        samples = load_audio(cut)
+        assert 0.5 < samples.size / OUT < 1.1, (cut, samples.size / OUT)
+        # what decodes is the start of the whole file (the resampler's last 50 ms aside)
+        keep = samples.size - OUT // 20
+        np.testing.assert_allclose(samples[:keep], whole[source][:keep], atol=1e-6)
+        report = decode_report(cut)
+        assert report is not None and report.expected_s == pytest.approx(2.0, abs=0.05)
+        assert report.decoded_s == pytest.approx(samples.size / OUT, abs=0.01)
+        message = report.message()
+        assert "\n" not in message and message.startswith(f"{cut}: decoding stopped at ")
+        decoded, declared = _stopped_at(message)
+        assert decoded == pytest.approx(samples.size / OUT, abs=0.01) and declared == 2.0
+        assert message.endswith(f"): {declared - decoded:.2f} s lost")
+        # one warning line per file, however often it is decoded
+        streamed = np.concatenate(list(stream_audio(cut, chunk_seconds=0.25)))
+        np.testing.assert_array_equal(streamed, samples)
+        assert _loss_warnings(caplog, cut) == [message]
+    # a WAV's cut is known from its header: probing reports it without decoding
+    info = probe_audio(tmp_path / "cut.wav")
+    assert info.damage is not None and info.damage.reason == "truncated WAV"
+    assert info.duration_s == pytest.approx(info.damage.decoded_s)
+    assert info.to_dict()["damage"]["lost_s"] == pytest.approx(info.damage.lost_s)
+
+
+def test_segments_of_a_truncated_file(tmp_path: Path) -> None:
+    flac = tmp_path / "full.flac"
+    sf.write(flac, tone(1000, 44100, 2.0), 44100)
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(flac.read_bytes()[: flac.stat().st_size // 2])
+    whole = load_audio(cut)
+    before = load_audio(cut, offset_s=0.1, duration_s=0.3)  # ends before the damage
+    np.testing.assert_allclose(before, whole[round(0.1 * OUT) : round(0.4 * OUT)], atol=1e-5)
+    across = load_audio(cut, offset_s=0.5)  # runs into the damage: cut there
+    assert across.size == pytest.approx(whole.size - round(0.5 * OUT), abs=2)
+    with pytest.raises(InputError, match="past the end of the audio that decodes"):
+        load_audio(cut, offset_s=1.5)  # libsndfile cannot seek there: decoded from the start
+    report = decode_report(cut)
+    assert report is not None and report.decoded_s == pytest.approx(whole.size / OUT, abs=1e-3)
+
+
+def test_damaged_files_with_nothing_usable_are_refused(tmp_path: Path) -> None:
+    wav = tmp_path / "full.wav"
+    sf.write(wav, tone(1000, 44100, 2.0), 44100)
+    mp4 = encode(wav, tmp_path / "full.mp4", ["-c:a", "aac"], video="libx264")  # index at end
+    flac = tmp_path / "full.flac"
+    sf.write(flac, tone(1000, 44100, 2.0), 44100)
+    flipped = bytearray(flac.read_bytes())
+    for position in range(200, len(flipped), 97):  # every frame broken, the first included
+        flipped[position] ^= 0xFF
+    cases = {
+        "header_only.wav": (wav.read_bytes()[:200], "truncated WAV"),  # < 0.1 s of samples
+        "no_index.mp4": (mp4.read_bytes()[: mp4.stat().st_size // 2], "truncated"),
+        "flipped.flac": (bytes(flipped), "truncated or corrupt audio data near 0.000 s"),
+    }
+    for name, (data, problem) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        for read in (load_audio, lambda p: np.concatenate(list(stream_audio(p)))):
+            with pytest.raises(MediaDecodeError, match=problem) as error:
+                read(path)
+            _assert_one_line_naming(error, path)
+        assert decode_report(path) is None
+    assert MIN_USABLE_SECONDS == 0.1
+
+
+def _garble_last_mp3_frame(clean: Path, damaged: Path) -> None:
+    """Replace the last MPEG audio frame with the tail of a broken text tag, as in damaged
+    Xeno-canto downloads (the demuxer still takes those bytes for one more frame)."""
+    data = clean.read_bytes()
+    last = data.rfind(b"\xff\xfb")  # MPEG-1 layer III sync word of the last frame
+    assert last > len(data) - 2000
+    tag = b"/  / playback-used:no\x13\x00\x00\x00COPYRIGHT\x00//xeno-canto.org/1APETAGEX"
+    damaged.write_bytes(data[:last] + (tag * 4)[:204])
+
+
+def test_mp3_with_a_garbled_last_frame_decodes_the_rest(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger=decode.logger.name)
+    clean = tmp_path / "clean.mp3"
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=4",
+           "-c:a", "libmp3lame", "-b:a", "128k", "-write_xing", "0", str(clean))  # fmt: skip
+    damaged = tmp_path / "damaged.mp3"
+    _garble_last_mp3_frame(clean, damaged)
+    whole = load_audio(clean)
+    samples = load_audio(damaged)
+    # one 1,152-sample frame (24 ms at 48 kHz) is lost, the rest is the clean file's audio
+    assert (whole.size - samples.size) / OUT == pytest.approx(0.024, abs=0.002)
+    keep = samples.size - OUT // 20
+    np.testing.assert_allclose(samples[:keep], whole[:keep], atol=1e-6)
+    report = decode_report(damaged)
+    assert report is not None and report.decoded_s == pytest.approx(samples.size / OUT, abs=1e-3)
+    assert report.reason == "corrupt or truncated data"
+    assert report.lost_s == pytest.approx(0.024, abs=0.002)
+    assert report.message() == (
+        f"{damaged}: decoding stopped at {report.decoded_s:.2f} of {report.expected_s:.2f} s "
+        "(corrupt or truncated data): 0.02 s lost"
+    )
+    assert _loss_warnings(caplog, damaged) == [report.message()]
+    assert probe_audio(damaged).damage == report  # known once decoded
+
+
+@pytest.mark.skipif(not QUAIL.is_file(), reason=f"real recordings not present: {REALAUDIO}")
+def test_real_xeno_canto_mp3_with_a_damaged_last_frame(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger=decode.logger.name)
+    samples = load_audio(QUAIL)
+    assert samples.size == round(8.28 * OUT)  # 345 whole frames of 1,152 samples at 48 kHz
+    report = decode_report(QUAIL)
+    assert report is not None and report.decoded_s == pytest.approx(8.28)
+    assert report.expected_s == pytest.approx(8.304)  # 346 packets: the last one is broken
+    assert report.message() == (
+        f"{QUAIL}: decoding stopped at 8.28 of 8.30 s (corrupt or truncated data): 0.02 s lost"
+    )
+    # logged the first time this process decoded the file (perhaps in another test)
+    assert _loss_warnings(caplog, QUAIL) in ([], [report.message()])
 
 
 def test_video_without_audio_track(tmp_path: Path) -> None:

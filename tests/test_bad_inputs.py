@@ -33,8 +33,9 @@ MODEL = Path(__file__).parents[1] / "assets" / "models" / "demo_agclip"
 RATE = 22_050
 SECONDS = 4.6  # two model windows (3 s every 1.5 s)
 GPS = (48.8566, 2.3522)
-#: ``check`` options that keep these tests fast: a 5° grid, no BirdNET, no progress bar.
-FAST = ["--gallery", "grid-5deg", "--no-species", "--quiet"]
+#: ``check`` options that keep these tests fast: a 5° grid, no BirdNET, no progress bar; the
+#: shipped demo AG-CLIP model named, so that the audio is decoded and located.
+FAST = ["--gallery", "grid-5deg", "--no-species", "--quiet", "--model", str(MODEL)]
 needs_birdnet = pytest.mark.skipif(not birdnet_available(), reason=INSTALL_HINT)
 
 
@@ -111,11 +112,7 @@ def assert_no_report(out: Path) -> None:
 UNUSABLE = [
     ("empty.wav", "file is empty (0 bytes)"),
     ("empty.mp4", "file is empty (0 bytes)"),
-    ("truncated.wav", "truncated WAV"),
-    ("truncated.flac", "truncated or corrupt"),
-    ("truncated.mp4", "truncated or corrupt"),
-    ("corrupt.flac", "truncated or corrupt"),
-    ("corrupt.mp4", "corrupt"),
+    ("corrupt.flac", "truncated or corrupt audio data near 0.000 s"),  # broken from frame one
     ("text.wav", "not a decodable audio or video file"),
     ("text.flac", "not a decodable audio or video file"),
     ("text.mp3", "not a decodable audio or video file"),
@@ -149,7 +146,7 @@ def test_audio_info_of_unusable_media_fails_in_one_line(
     assert stdout == ""
 
 
-@pytest.mark.parametrize("name", ["truncated.wav", "corrupt.mp4", "text.mp3"])
+@pytest.mark.parametrize("name", ["corrupt.flac", "text.mp3", "zero_length.wav"])
 def test_locate_of_unusable_audio_fails_in_one_line(
     media: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
 ) -> None:
@@ -159,6 +156,56 @@ def test_locate_of_unusable_audio_fails_in_one_line(
     status, _, err = run(argv, capsys)
     assert_one_line_error(status, err, str(media[name]))
     assert_no_report(out_map.parent)
+
+
+# ------------------------------------------------ damaged media that still holds audio
+
+#: file -> seconds of audio before the damage (of the 4.6 s each declares)
+PARTIAL = {"truncated.wav": 2.30, "truncated.flac": 2.18, "truncated.mp4": 2.14,
+           "corrupt.mp4": 0.98}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", PARTIAL)
+def test_damaged_media_is_checked_on_the_audio_before_the_damage(
+    media: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    from geoforensics.core.audio import load_audio
+    from geoforensics.core.audio.decode import decode_report
+
+    path = media[name]
+    assert load_audio(path).size / RATE == pytest.approx(PARTIAL[name], abs=0.01)
+    line = (
+        f"{path}: decoding stopped at {PARTIAL[name]:.2f} of 4.60 s "
+        f"({'truncated WAV' if name.endswith('.wav') else 'corrupt or truncated data'}): "
+        f"{4.6 - PARTIAL[name]:.2f} s lost"
+    )
+    assert decode_report(path) is not None and decode_report(path).message() == line
+    out = tmp_path / "report"
+    status, stdout, err = run(["check", str(path), "--out", str(out), *FAST], capsys)
+    assert status == 0, err
+    assert "verdict:" in stdout and "error" not in err
+    report = json.loads((out / "report.json").read_text())
+    assert line in report["notes"]
+    assert report["modalities"]["audio"]["details"]["n_windows"] == 1  # < 4.5 s decoded
+    _audio_top(report)
+
+
+def test_the_loss_line_is_one_stderr_line_of_the_real_cli(
+    media: dict[str, Path], tmp_path: Path
+) -> None:
+    """Outside pytest's log capture: the warning reaches stderr as one line, once."""
+    png = tmp_path / "spectrogram.png"
+    path = media["truncated.flac"]
+    result = subprocess.run(
+        [sys.executable, "-m", "geoforensics.core.cli", "audio", "info", str(path),
+         "--png", str(png)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"{path}: decoding stopped at 2.18 of 4.60 s (corrupt or truncated data): 2.42 s lost"
+    ]
+    assert png.is_file() and "windows" in result.stdout
 
 
 # ------------------------------------------------------------------- inputs that work

@@ -40,8 +40,6 @@ from geoforensics.eval.baselines import naive_random_train_location
 from geoforensics.train.config import config_from_dict
 from geoforensics.train.runner import train
 
-torch.set_num_threads(1)
-
 needs_birdnet = pytest.mark.skipif(not birdnet_available(), reason=INSTALL_HINT)
 INSTALL_MESSAGE = r"pip install 'geoforensics\[birdnet\]'"
 

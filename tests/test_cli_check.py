@@ -16,6 +16,8 @@ from geoforensics.core.paths import assets_dir
 # A coarse gallery (5° grid, no land mask to load) keeps these tests fast; the demo test
 # uses the default 1° land grid.
 FAST = ["--gallery", "grid-5deg", "--no-species", "--quiet"]
+DEMO_MODEL = str(assets_dir() / "models" / "demo_agclip")
+MODALITIES = ["audio_species", "audio_fused", "audio", "frames", "text", "metadata_gps", "claimed"]
 GPS = (48.8566, 2.3522)
 
 
@@ -62,7 +64,7 @@ def test_check_json_prints_the_report(
 ) -> None:
     out = tmp_path / "report"
     code = cli.main(["check", str(clip), "--claimed", "40.4168,-3.7038", "--out", str(out),
-                     "--json", *FAST])  # fmt: skip
+                     "--json", "--model", DEMO_MODEL, *FAST])  # fmt: skip
     assert code == 0
     printed = capsys.readouterr().out
     report = json.loads(printed)  # stdout is the JSON document and nothing else
@@ -78,8 +80,15 @@ def test_check_json_prints_the_report(
     assert report["parameters"]["gallery"] == "grid-5deg"
     assert report["gallery"]["name"] == "grid-5deg"
     mods = report["modalities"]
-    assert list(mods) == ["audio", "frames", "text", "metadata_gps", "claimed"]
+    assert list(mods) == MODALITIES
     assert mods["audio"]["available"] and len(mods["audio"]["top"]) == 5
+    # The demo model knows only the SYNTHETIC world; this clip does not say it is synthetic.
+    assert mods["audio"]["evidence"] is False
+    assert "SYNTHETIC" in mods["audio"]["evidence_note"]
+    assert mods["audio"]["details"]["training_data"]["synthetic"] is True
+    assert mods["audio_species"]["reason"] == "turned off with --no-species"
+    assert not any(r.startswith(("mismatch", "consistent")) and "AG-CLIP" in r
+                   for r in report["verdict"]["reasons"])  # fmt: skip
     assert mods["metadata_gps"]["point"] == pytest.approx(GPS, abs=1e-3)
     assert mods["claimed"]["point"] == pytest.approx([40.4168, -3.7038])
     assert mods["text"]["details"]["hint"] == "Morning birds in Paris"
@@ -190,7 +199,7 @@ def test_frames_and_text_with_a_tiny_random_clip(clip: Path, tmp_path: Path) -> 
     from geoforensics.core.forensics import CheckOptions, run_check, write_report
 
     options = CheckOptions(gallery="grid-5deg", claimed="48.85,2.35", clip_weights=str(weights),
-                           species=False, max_frames=4)  # fmt: skip
+                           species=False, max_frames=4, model_dir=Path(DEMO_MODEL))  # fmt: skip
     calls: list[tuple[float, str]] = []
     report = run_check(clip, options, progress=lambda f, m: calls.append((f, m)))
     fractions = [f for f, _ in calls]

@@ -61,7 +61,7 @@ def test_locate_json_on_a_synthetic_world(
     assert out["species"]["matched"] == names
     assert out["species"]["unmatched"] == ["Nonexistens avis"]
     assert out["gallery"] == {"name": GALLERY, "size": 45 * 90}
-    assert out["likelihood"] == "draw" and out["area_prior"] is True
+    assert out["likelihood"] == "focal" and out["area_prior"] is True
     places = out["places"]
     assert [p["rank"] for p in places] == [1, 2, 3]
     regions = [p["region_probability"] for p in places]

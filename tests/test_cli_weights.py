@@ -195,3 +195,108 @@ def test_download_failure_is_one_line(
     err = capsys.readouterr().err.strip()
     assert err.startswith("geoforensics: error: downloading openai/clip-vit-large-patch14 failed")
     assert "network is unreachable" in err and "--clip FOLDER" in err
+
+
+# ---------------------------------------------------------------------------- import agclip
+
+
+@pytest.fixture(scope="module")
+def release_pt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random checkpoint of the released AG-CLIP layout with 7 species (the real one has
+    5,547): a torchvision mobilenet_v3_large state dict, classifier.3 = Linear -> ReLU ->
+    Linear(128, 7 + 512)."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(3)
+    model = torchvision.models.mobilenet_v3_large(weights=None)
+    model.classifier[3] = torch.nn.Sequential(
+        torch.nn.Linear(1280, 128), torch.nn.ReLU(), torch.nn.Linear(128, 7 + 512)
+    )
+    path = tmp_path_factory.mktemp("release") / "agclip_inat.pt"
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def test_import_agclip_writes_a_model_folder(
+    release_pt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from geoforensics.core.models.provenance import model_training_data
+
+    categories = tmp_path / "categories.json"
+    categories.write_text(json.dumps([{"id": i, "name": f"Genus species{i}"} for i in range(7)]))
+    out = tmp_path / "agclip-inat"
+    argv = ["weights", "import", "agclip", str(release_pt), "--out", str(out)]
+    assert cli.main([*argv, "--species", str(categories)]) == 0
+    printed = capsys.readouterr().out
+    assert f"imported {release_pt} -> {out}" in printed
+    assert "mobilenet_v3_large, 'reference' front-end, 7 species" in printed
+    assert "species names: from categories.json" in printed
+    assert "trained on: iNatSounds 2024 (paper release) (real, 7 species)" in printed
+    assert f"--model {out}" in printed
+    document = json.loads((out / "model.json").read_text())
+    assert document["config"]["extra"]["training_data"] == {
+        "dataset": "iNatSounds 2024 (paper release)",
+        "synthetic": False,
+        "n_species": 7,
+    }
+    assert document["config"]["extra"]["species_names"][0] == "Genus species0"
+    assert model_training_data(out).knows_real_sound
+    # an existing folder is kept unless --force
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"geoforensics: error: {out}: folder is not empty (use --force to replace it)"
+    assert cli.main([*argv, "--force"]) == 0
+    assert "species names: not stored" in capsys.readouterr().out
+    assert "species_names" not in json.loads((out / "model.json").read_text())["config"]["extra"]
+
+
+def test_import_agclip_refuses_bad_files_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+    import torchvision
+
+    sentinel = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+            return (open, (str(sentinel), "w"))
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "note": Payload()}, evil)
+    plain = tmp_path / "imagenet_layout.pt"
+    torch.save(torchvision.models.mobilenet_v3_large(weights=None).state_dict(), plain)
+    expected = {
+        evil: "pickled object (io.open) that could run code",
+        plain: "not a reference checkpoint",
+        tmp_path / "absent.pt": "weights file not found",
+    }
+    for path, reason in expected.items():
+        out = tmp_path / f"out-{path.stem}"
+        assert cli.main(["weights", "import", "agclip", str(path), "--out", str(out)]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"geoforensics: error: {path}: ") and "\n" not in err, err
+        assert reason in err, err
+        assert not out.exists()
+    assert not sentinel.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folders
+
+
+def test_status_lists_the_demo_model_as_synthetic(
+    no_clip: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["weights", "status"]) == 0
+    out = capsys.readouterr().out
+    assert "audio models" in out and "demo_agclip  [agclip, shipped]" in out
+    assert "trained on: SYNTHETIC world 'tiny' (seed 0) (SYNTHETIC, 30 species)" in out
+    assert "trained on a SYNTHETIC world: not evidence for real recordings" in out
+    assert cli.main(["weights", "status", "--json"]) == 0
+    models = json.loads(capsys.readouterr().out)["audio_models"]
+    demo = next(m for m in models if m["path"].endswith("demo_agclip"))
+    assert demo["source"] == "shipped" and demo["kind"] == "agclip"
+    assert demo["training_data"] == {
+        "dataset": "SYNTHETIC world 'tiny' (seed 0)",
+        "synthetic": True,
+        "n_species": 30,
+    }

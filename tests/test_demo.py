@@ -49,7 +49,8 @@ def test_demo_runs_the_check_offline(
     assert "verdict: MISMATCH" in printed
     assert f"report: {out / 'report.html'}" in printed
     assert "open the app: geoforensics app" in printed
-    assert "frames (CLIP + GeoCLIP)      unavailable:" in printed
+    assert "frames (CLIP + GeoCLIP)          unavailable:" in printed
+    assert "--model " in printed and "demo_agclip" in printed
     report = json.loads((out / "report.json").read_text())
     assert report["verdict"]["label"] == "mismatch"
     assert report["notes"][0].startswith("SYNTHETIC demo")

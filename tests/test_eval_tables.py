@@ -115,3 +115,30 @@ def test_captions_of_real_data_name_it_without_synthetic(tmp_path: Path) -> None
     other = tmp_path / "other"
     _write_world_json(other, synthetic=False)
     assert not describe_dataset(other).synthetic
+
+
+def test_table_2a_holds_the_audio_encoder_rows(tmp_path: Path) -> None:
+    from geoforensics.eval.bench import get_preset, render_tables
+    from geoforensics.eval.results import RowResult
+    from geoforensics.eval.rows import BenchData, builtin_rows
+    from geoforensics.eval.tables import TABLES
+
+    order = list(TABLES)
+    assert order.index("T2a") == order.index("T2") + 1 and "Table 2a" in TABLES["T2a"].title
+    rows = builtin_rows()
+    encoders = ("encoder-mobilenet", "encoder-clap", "encoder-wav2clip", "encoder-imagenet")
+    assert all(rows[name].table == "T2a" for name in encoders)
+    assert rows["encoder-mobilenet"].requires == ("agclip",)
+    # tables.md puts a T2a row under its own heading, after Table 2.
+    (tmp_path / "xcdc_recordings.csv").write_text("audio_id,latitude,longitude\n", encoding="utf-8")
+    data = BenchData(tmp_path, get_preset("tiny"))
+    truth = np.array([[10.0, 20.0], [30.0, 40.0]])
+    results = {
+        name: [RowResult(name, rows[name].label, 0, truth, truth, ["a", "b"])]
+        for name in ("location-encoder-geoclip", "encoder-mobilenet")
+    }
+    plan = [rows["location-encoder-geoclip"], rows["encoder-mobilenet"]]
+    markdown = render_tables(data, plan, [0], results)
+    t2, t2a = markdown.index("### Table 2:"), markdown.index("### Table 2a:")
+    assert t2 < markdown.index("| AG-CLIP, MobileNetV3 (the agclip row) |") and t2a > t2
+    assert markdown.index("| AG-CLIP, MobileNetV3 (the agclip row) |") > t2a

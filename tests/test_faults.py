@@ -251,7 +251,8 @@ def _folder_of_clips(root: Path) -> Path:
     folder.mkdir()
     shutil.copy(DEMO_CLIP, folder / "good.mp4")
     data = DEMO_CLIP.read_bytes()
-    (folder / "truncated.mp4").write_bytes(data[: len(data) // 3])
+    # cut inside its header: nothing usable (a clip cut later is checked on what it holds)
+    (folder / "truncated.mp4").write_bytes(data[:2000])
     (folder / "notes.mp3").write_text("meeting notes, not audio\n" * 20, encoding="utf-8")
     (folder / "readme.txt").write_text("not a media suffix: ignored\n", encoding="utf-8")
     return folder

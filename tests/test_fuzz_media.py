@@ -6,7 +6,9 @@ goes through every reader a user's file meets (``load_audio``, ``stream_audio``,
 ``probe_media``, ``load_media_audio``, ``extract_keyframes``). Every call must either succeed
 with well-formed output (finite float32 audio, uint8 RGB frames) or raise a
 :class:`GeoforensicsError` subclass with a one-line message naming the file; nothing else may
-escape and nothing may hang (a per-case timeout).
+escape and nothing may hang (a per-case timeout). A damaged file that decodes in part has a
+:func:`decode_report` whose one-line message names the file and whose decoded length is the
+length of the audio returned.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pytest
 import soundfile as sf
 
 from geoforensics.core.audio import load_audio, stream_audio
+from geoforensics.core.audio.decode import MIN_USABLE_SECONDS, decode_report
 from geoforensics.core.errors import GeoforensicsError
 from geoforensics.core.media import (
     extract_keyframes,
@@ -148,3 +151,11 @@ def test_mutated_media_decodes_or_raises_a_geoforensics_error(
             outcomes[name] = "ok"
     # the whole-file and streamed decoders agree on whether the file decodes
     assert (outcomes["load_audio"] == "ok") == (outcomes["stream_audio"] == "ok"), outcomes
+    report = decode_report(path)
+    if report is not None:  # decoded in part: the audio before the damage, and one line
+        assert outcomes["load_audio"] == "ok", (outcomes, report)
+        message = report.message()
+        assert "\n" not in message and message.startswith(f"{path}: decoding stopped at ")
+        assert report.decoded_s >= MIN_USABLE_SECONDS
+        decoded = load_audio(path, sample_rate=RATE).size / RATE
+        assert decoded == pytest.approx(report.decoded_s, abs=2 / RATE), (decoded, report)

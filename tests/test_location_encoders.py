@@ -273,6 +273,7 @@ def tiny_range_model() -> SyntheticRangeModel:
     return build_world("tiny", seed=0).range_model
 
 
+@pytest.mark.learning
 @pytest.mark.parametrize("kind", ["sinr", "satclip"])
 def test_pretrained_range_encoder_predicts_presence(
     kind: str, tiny_range_model: SyntheticRangeModel

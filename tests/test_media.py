@@ -14,6 +14,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
+from geoforensics.core.audio.decode import decode_report
 from geoforensics.core.errors import InputError, MediaDecodeError
 from geoforensics.core.media import (
     Keyframe,
@@ -317,18 +318,33 @@ def test_missing_empty_and_non_media_files(tmp_path: Path) -> None:
             assert str(caught.value).startswith(str(path)) and "\n" not in str(caught.value)
 
 
-def test_truncated_file_is_reported(media: dict[str, Path], tmp_path: Path) -> None:
-    data = media["clip"].read_bytes()
+def test_truncated_file_is_described_and_decodes_what_it_holds(
+    media: dict[str, Path], tmp_path: Path
+) -> None:
+    data = media["clip"].read_bytes()  # 8 s, index in front of the media data
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: len(data) * 6 // 10])
-    for reader in (probe_media, load_media_audio, extract_keyframes):
-        with pytest.raises(MediaDecodeError, match="truncated") as caught:
-            reader(cut)
-        assert str(caught.value).startswith(str(cut)) and "\n" not in str(caught.value)
+    info = probe_media(cut)
+    assert info.damage is not None and "partial file" in info.damage and "\n" not in info.damage
+    assert info.as_dict()["damage"] == info.damage
+    assert info.duration_s == pytest.approx(8.0, abs=0.1)  # what the index declares
+    assert probe_media(media["clip"]).damage is None
+    whole = load_media_audio(media["clip"])
+    samples = load_media_audio(cut)
+    assert 1.0 < samples.size / 22050 < 7.0
+    keep = samples.size - 22050 // 20
+    np.testing.assert_allclose(samples[:keep], whole[:keep], atol=1e-6)
+    report = decode_report(cut)
+    assert report is not None and report.expected_s == pytest.approx(8.0, abs=0.1)
+    assert report.message().startswith(f"{cut}: decoding stopped at ")
+    frames = extract_keyframes(cut, every_s=1.0)
+    assert frames and max(f.time_s for f in frames) < 8.0
     header_only = tmp_path / "header.mp4"
     header_only.write_bytes(data[:2000])
-    with pytest.raises(MediaDecodeError, match=r"truncated|not a decodable"):
-        probe_media(header_only)
+    for reader in (probe_media, load_media_audio, extract_keyframes):
+        with pytest.raises(MediaDecodeError, match=r"truncated|not a decodable") as caught:
+            reader(header_only)
+        assert str(caught.value).startswith(str(header_only)) and "\n" not in str(caught.value)
 
 
 # --------------------------------------------------------------------------------------------

@@ -31,8 +31,6 @@ from geoforensics.core.models import (
 )
 from geoforensics.core.models.encoders import TinyConvEncoder
 
-torch.set_num_threads(2)
-
 
 def test_registry_lists_the_encoders_with_their_sizes() -> None:
     assert {"mobilenet_v3_large", "mobilenet_v3_small", "mobilenet_v3_small_128", "test_tiny"} <= (
@@ -132,6 +130,7 @@ def test_encoder_weights_accept_wrapped_and_prefixed_files(tmp_path: Path) -> No
         assert torch.equal(loaded.state_dict()[key], value)
 
 
+@pytest.mark.learning
 def test_tiny_encoder_learns_to_tell_tones_apart() -> None:
     """Spectrogram-like images with a bright band low or high: a real (short) training run."""
     threads = torch.get_num_threads()

@@ -22,8 +22,6 @@ from geoforensics.core.models.inference import (
 )
 from geoforensics.core.models.pooling import TransformerPooling, spherical_mean
 
-torch.set_num_threads(2)
-
 RATE = 22050
 DURATIONS = {"short": 1.0, "two": 4.5, "ten": 10.0, "long": 25.0}
 

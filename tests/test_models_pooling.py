@@ -179,6 +179,7 @@ def _max_norm_task(
     return batch, mask, torch.tensor(labels)
 
 
+@pytest.mark.learning
 def test_transformer_learns_a_set_task() -> None:
     """The paper's pooler (6 layers, 8 heads, width 128) on sequences of up to 16 windows
     (shorter than 32 to keep the test fast) learns in 200 steps."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,6 @@ from geoforensics.core.audio import get_frontend_config
 from geoforensics.core.errors import InputError, WeightsNotFoundError
 from geoforensics.core.models import load_model, save_model
 from geoforensics.core.models.reference import load_reference_checkpoint
-
-torch.set_num_threads(2)
 
 N_SPECIES = 37
 
@@ -129,3 +128,95 @@ def test_malformed_checkpoints_give_one_line_errors(
         with pytest.raises(InputError) as info:
             load_reference_checkpoint(bad)
         assert bad.name in str(info.value) and "\n" not in str(info.value)
+
+
+# ---------------------------------------------------------------------------- import
+
+
+def test_reference_model_records_provenance_and_species_names(
+    released: tuple[torch.nn.Module, Path], tmp_path: Path
+) -> None:
+    from geoforensics.core.fileio import sha256_file
+    from geoforensics.core.models.provenance import PAPER_RELEASE_DATASET, model_training_data
+    from geoforensics.core.models.reference import reference_model
+    from geoforensics.core.models.resolve import import_reference_checkpoint
+
+    reference, path = released
+    # categories in any order: names follow the category ids (the class-index order)
+    categories = [{"id": 100 - i, "name": f"Species {100 - i}"} for i in range(N_SPECIES)]
+    names_file = tmp_path / "categories.json"
+    names_file.write_text(json.dumps(categories))
+    model = reference_model(path, species=names_file)
+    extra = model.config.extra
+    assert extra["species_names"] == [f"Species {64 + i}" for i in range(N_SPECIES)]
+    assert extra["checkpoint_sha256"] == sha256_file(path)
+    assert extra["training_data"] == {
+        "dataset": PAPER_RELEASE_DATASET,
+        "synthetic": False,
+        "n_species": N_SPECIES,
+    }
+    out = import_reference_checkpoint(path, tmp_path / "model", species=names_file)
+    loaded = load_model(out)
+    assert loaded.config == model.config
+    assert model_training_data(out).knows_real_sound
+    images = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        expected = reference(images)
+        torch.testing.assert_close(loaded(images)["embedding"], expected[:, N_SPECIES:])
+
+
+def test_species_file_forms_and_mismatches(tmp_path: Path) -> None:
+    from geoforensics.core.models.reference import read_species_names
+
+    split = {
+        "info": {},
+        "audio": [],
+        "licenses": [],
+        "categories": [{"id": i, "name": f"S{i}"} for i in range(5)],
+        "annotations": [{"id": 1, "audio_id": 1, "category_id": c} for c in (4, 1, 1, 2)],
+    }
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps(split))
+    assert read_species_names(path) == ["S0", "S1", "S2", "S3", "S4"]
+    assert read_species_names(path, 5) == ["S0", "S1", "S2", "S3", "S4"]
+    # a checkpoint that knows only the species annotated in its training split
+    assert read_species_names(path, 3) == ["S1", "S2", "S4"]
+    cases = {
+        "train.json": (4, "5 categories, but the checkpoint has 4 species logits"),
+        "bad.json": (None, "invalid JSON"),
+        "dict.json": (None, "expected a JSON list of {id, name} categories"),
+        "noname.json": (None, "category entry 0 (id 1) has no 'name'"),
+        "absent.json": (None, "species categories file not found"),
+    }
+    (tmp_path / "bad.json").write_text("[{")
+    (tmp_path / "dict.json").write_text('{"species": []}')
+    (tmp_path / "noname.json").write_text('[{"id": 1}]')
+    for name, (count, expected) in cases.items():
+        with pytest.raises(InputError) as error:
+            read_species_names(tmp_path / name, count)
+        message = str(error.value)
+        assert name in message and expected in message and "\n" not in message, message
+
+
+def test_import_is_atomic_and_refuses_to_overwrite(
+    released: tuple[torch.nn.Module, Path], tmp_path: Path
+) -> None:
+    from geoforensics.core.models.resolve import import_reference_checkpoint
+
+    _, path = released
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps([{"id": 1, "name": "Only one"}]))
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match=r"wrong\.json: 1 categories"):
+        import_reference_checkpoint(path, out, species=wrong)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wrong.json"]  # no temp, no out
+    import_reference_checkpoint(path, out)
+    with pytest.raises(InputError, match=r"out: folder is not empty \(use --force"):
+        import_reference_checkpoint(path, out)
+    (out / "stale.txt").write_text("old")
+    import_reference_checkpoint(path, out, force=True)
+    assert sorted(p.name for p in out.iterdir()) == ["model.json", "model.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "wrong.json"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match=r"file: exists and is not a folder"):
+        import_reference_checkpoint(path, tmp_path / "file")

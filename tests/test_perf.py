@@ -155,3 +155,27 @@ def test_onnx_failure_falls_back_to_torch(monkeypatch: pytest.MonkeyPatch, tmp_p
     np.testing.assert_array_equal(fallback, eager)
     with perf.inference_backend("onnx"), pytest.raises(RuntimeError, match="no session"):
         onnx_backend.onnx_runner(perf.random_agclip("mobilenet_v3_small_128"))
+
+
+def test_perf_quick_species_evidence_section(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from geoforensics.core.species.birdnet_files import INSTALL_HINT, birdnet_available
+
+    if not birdnet_available():
+        pytest.skip(INSTALL_HINT)
+    out = tmp_path / "perf.json"
+    status = main(["perf", "--quick", "--only", "h", "--out", str(out), "--no-progress"])
+    printed = capsys.readouterr().out
+    assert status == 0
+    (section,) = json.loads(out.read_text())["sections"]
+    assert section["letter"] == "h"
+    keys = [f["key"] for f in section["figures"]]
+    assert keys == ["h1", "h2", "h3", "h4", "h5"]  # 2 lists x (new, cached week) + cache size
+    for figure in section["figures"]:
+        assert math.isfinite(figure["ratio"]) and figure["ratio"] > 0, figure
+        assert f"| {figure['key']} " in printed
+    cache = section["figures"][-1]
+    assert cache["ours"] < cache["baseline"] / 100  # one float per place, not 6,522 float16
+    difference = float(section["notes"][0].split("paths ")[1].split(" ")[0])
+    assert difference < 0.05  # the same likelihood within float16 rounding

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -145,7 +146,9 @@ def test_fused_is_better_than_each_expert_alone(world: World) -> None:
         assert accuracy[1.0] >= max(accuracy[0.0], accuracy[math.inf]), (threshold, accuracy)
     rows = choice.rows()
     assert [r["chosen"] for r in rows].count(True) == 1 and rows[-1]["weight"] == "inf"
-    assert set(rows[0]) == {"weight", "median_km", "chosen", "acc@750km", "acc@2500km"}
+    assert set(rows[0]) == {
+        "weight", "median_km", "chosen", "acc@750km", "acc@2500km", "band_accuracy",
+    }  # fmt: skip
 
 
 def test_the_chosen_weight_follows_the_experts_quality(world: World) -> None:
@@ -183,3 +186,32 @@ def test_choose_fusion_weight_checks_its_inputs(world: World) -> None:
         choose_fusion_weight(cosine, species, world.truth[:5], world.gallery, weights=[])
     with pytest.raises(InputError, match="do not match"):
         choose_fusion_weight(cosine, species, world.truth[:5], world.gallery[:10])
+
+
+def test_one_weight_rule_for_library_bench_and_check(tmp_path: Path) -> None:
+    import json
+
+    from geoforensics.core.species.fusion import (
+        DEFAULT_FUSION_WEIGHT,
+        best_weight_index,
+        fusion_weight_for_model,
+    )
+    from geoforensics.eval.rows_fusion import FUSION_WEIGHTS, pick_weight
+
+    assert FUSION_WEIGHTS == DEFAULT_FUSION_WEIGHTS  # one grid
+    grid = [
+        {"weight": 0.0, "band_accuracy": 0.7, "median_km": 300.0},
+        {"weight": 1.0, "band_accuracy": 0.8, "median_km": 500.0},
+        {"weight": 2.0, "band_accuracy": 0.8, "median_km": 400.0},
+    ]
+    band = [r["band_accuracy"] for r in grid]
+    medians = [r["median_km"] for r in grid]
+    assert pick_weight(grid) == best_weight_index(band, medians) == 2
+    # check's weight: recorded in the model folder, else the default.
+    assert fusion_weight_for_model(tmp_path) == DEFAULT_FUSION_WEIGHT
+    (tmp_path / "fusion.json").write_text(json.dumps({"fusion_weight": 4.0}))
+    assert fusion_weight_for_model(tmp_path) == 4.0
+    (tmp_path / "fusion.json").write_text(json.dumps({"fusion_weight": "inf"}))
+    assert math.isinf(fusion_weight_for_model(tmp_path))
+    (tmp_path / "fusion.json").write_text("{broken")
+    assert fusion_weight_for_model(tmp_path) == DEFAULT_FUSION_WEIGHT

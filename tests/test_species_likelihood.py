@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -94,7 +96,9 @@ def _migrant_model() -> SyntheticRangeModel:
 def test_draw_likelihood_matches_the_formula() -> None:
     table = np.array([[0.9, 0.1, 0.0], [0.5, 0.5, 0.5], [0.0, 0.0, 0.0]], dtype=np.float16)
     eps, background = 1e-3, 1.0
-    got = species_log_likelihood(table, [0, 1], weights=[2.0, 0.5], eps=eps, background=background)
+    got = species_log_likelihood(
+        table, [0, 1], weights=[2.0, 0.5], eps=eps, background=background, model="draw"
+    )
     t = table.astype(np.float64)
     denominator = t.sum(axis=1) + 3 * eps + background
     want = 2.0 * np.log((t[:, 0] + eps) / denominator) + 0.5 * np.log((t[:, 1] + eps) / denominator)
@@ -104,6 +108,24 @@ def test_draw_likelihood_matches_the_formula() -> None:
     # Each row is a proper distribution over the species plus the "other" category.
     row = (t[1] + eps) / denominator[1]
     assert row.sum() + background / denominator[1] == pytest.approx(1.0)
+
+
+def test_focal_likelihood_scores_one_species_by_presence_and_the_rest_as_draws() -> None:
+    table = np.array([[0.9, 0.1, 0.0], [0.5, 0.5, 0.5], [0.0, 0.2, 0.0]], dtype=np.float16)
+    t = table.astype(np.float64)
+    eps = lk.DEFAULT_EPS
+    log_d = np.log(t.sum(axis=1) + 3 * eps + lk.DEFAULT_BACKGROUND)
+    alone = species_log_likelihood(table, [0], model="focal")
+    np.testing.assert_allclose(alone, np.log(t[:, 0] + eps), rtol=1e-12)  # no normaliser
+    # The most confident species is the focal one; the others are draws.
+    got = species_log_likelihood(table, [0, 1], weights=[2.0, 0.5], model="focal")
+    draw = species_log_likelihood(table, [0, 1], weights=[2.0, 0.5], model="draw")
+    np.testing.assert_allclose(got, draw + 2.0 * log_d, rtol=1e-12)
+    # With equal weights it does not matter which species is the focal one.
+    a = species_log_likelihood(table, [0, 1, 2], model="focal")
+    b = species_log_likelihood(table, [2, 1, 0], model="focal")
+    np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert lk.DEFAULT_LIKELIHOOD == "focal"
 
 
 def test_presence_absence_matches_the_formula_and_counts_duplicates_once() -> None:
@@ -138,7 +160,7 @@ def test_likelihood_recovers_the_true_cell_and_the_naive_sum_prefers_the_rich_pl
     rng = np.random.default_rng(7)
     candidates = np.flatnonzero((table[:decoy] > 0.05).sum(axis=1) >= 10)
     scorers = {m: SpeciesLikelihood(table, model=m) for m in lk.LIKELIHOOD_MODELS}
-    errors: dict[str, list[float]] = {"draw": [], "presence-absence": [], "naive": []}
+    errors: dict[str, list[float]] = {m: [] for m in (*lk.LIKELIHOOD_MODELS, "naive")}
     naive_decoy = 0
     for _ in range(60):
         truth = int(rng.choice(candidates))
@@ -243,8 +265,10 @@ def test_bad_species_and_tables_are_input_errors() -> None:
         species_log_likelihood(table, [0], model="presence-absence", detection=1.0)
     bad = table.copy()
     bad[2, 1] = np.nan
-    with pytest.raises(InputError, match=r"entry \(2, 1\)"):
-        species_log_likelihood(bad, [0])
+    with pytest.raises(InputError, match=r"entry \(2, 1\)"):  # the draw reads every column
+        species_log_likelihood(bad, [0], model="draw")
+    with pytest.raises(InputError, match=r"entry \(2, 1\)"):  # focal: the heard ones only
+        species_log_likelihood(bad, [1], model="focal")
     bad[2, 1] = -0.5
     with pytest.raises(InputError, match=">= 0"):
         naive_range_sum(bad, [1])
@@ -394,3 +418,92 @@ def test_locate_species_matches_names_and_reports_unmatched() -> None:
         locate_species(["Migrans europaea"], model, gallery, week=60)
     with pytest.raises(InputError, match="weights"):
         locate_species(["Migrans europaea"], model, gallery, weights=[1.0, 2.0])
+
+
+# ------------------------------------------------------------------- recording-effort prior
+
+
+class _WidespreadModel:
+    """North America: one widespread species everywhere (lat 25-70), and 20 others that live
+    only south of 45 deg N, so the north is species-poor; year-round."""
+
+    def __init__(self) -> None:
+        self.species = ["Widespread avis", *(f"Meridiana species{i}" for i in range(20))]
+
+    def presence(self, lat: np.ndarray, lon: np.ndarray, week: object = None) -> np.ndarray:
+        lat, lon = np.atleast_1d(lat), np.atleast_1d(lon)
+        inside = (lat > 25) & (lat < 70) & (lon > -170) & (lon < -52)
+        out = np.zeros((len(lat), len(self.species)), dtype=np.float32)
+        out[:, 0] = 0.9 * inside
+        out[:, 1:] = 0.8 * (inside & (lat < 45))[:, None]
+        return out
+
+
+def test_effort_prior_moves_a_lone_widespread_species_toward_people() -> None:
+    from geoforensics.core.geo.effort import effort_density
+    from geoforensics.core.geo.gallery import resolve_gallery
+
+    model = _WidespreadModel()
+    gallery = resolve_gallery("land-2deg")
+    density = effort_density("population", gallery.coords)
+    mean = float(density.mean())
+    for rule in ("draw", "focal"):
+        bare = locate_species(["Widespread avis"], model, gallery, model=rule, effort="none", k=1)
+        auto = locate_species(["Widespread avis"], model, gallery, model=rule, k=1)
+        assert bare.effort_prior is None and auto.effort_prior == "population"
+        empty, peopled = density[bare.top[0]], density[auto.top[0]]
+        assert peopled > 2 * mean and peopled > 2 * empty, (rule, empty / mean, peopled / mean)
+        if rule == "draw":  # without the prior: a large share of few species, in the far north
+            assert empty < 0.1 * mean and bare.coords[bare.top[0], 0] > 50
+
+
+def test_gallery_prior_is_on_for_grids_and_off_for_recording_places(tmp_path: Path) -> None:
+    from geoforensics.core.geo.effort import effort_log_prior
+
+    gallery = grid_gallery(10.0)
+    prior, area, effort = lk.gallery_log_prior(gallery)
+    assert area and effort == "population"
+    want = area_log_prior(gallery.coords) + effort_log_prior(gallery.coords)
+    np.testing.assert_allclose(prior, want)
+    places = Gallery("places", gallery.coords)
+    prior, area, effort = lk.gallery_log_prior(places)
+    assert not area and effort is None and not prior.any()
+    # A user's effort map: all effort around one place.
+    csv_file = tmp_path / "effort.csv"
+    csv_file.write_text("latitude,longitude,count\n-33.9,18.4,50\n-33.8,18.5,10\n")
+    prior, _, effort = lk.gallery_log_prior(gallery, effort=csv_file)
+    assert effort == "effort"
+    best = gallery.coords[int(np.argmax(prior - area_log_prior(gallery.coords)))]
+    assert haversine_np(best, np.array([-33.9, 18.4])) < 800
+    for bad, message in (
+        ("lat,lon\n1,x\n", "not a number"),
+        ("a,b\n1,2\n", "lat/latitude"),
+        ("lat,lon,weight\n1,2,-1\n", "weights"),
+    ):
+        csv_file.write_text(bad)
+        with pytest.raises(InputError, match=message) as info:
+            lk.gallery_log_prior(gallery, effort=csv_file)
+        assert "effort.csv" in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(InputError, match="no such effort file"):
+        lk.gallery_log_prior(gallery, effort=tmp_path / "missing.csv")
+    npy = tmp_path / "effort.npy"
+    np.save(npy, np.array([[51.5, -0.1], [48.9, 2.35]]))
+    prior, _, effort = lk.gallery_log_prior(gallery, effort=npy, effort_strength=1.0)
+    best = gallery.coords[int(np.argmax(prior - area_log_prior(gallery.coords)))]
+    assert haversine_np(best, np.array([50.0, 1.0])) < 800
+
+
+def test_effort_density_is_cached_by_content() -> None:
+    from geoforensics.core.geo.effort import EffortPoints, effort_density
+
+    coords = grid_gallery(10.0).coords
+    points = EffortPoints("two", np.array([[0.0, 0.0], [10.0, 10.0]]), np.array([1.0, 3.0]))
+    fresh = effort_density(points, coords, cache=False)
+    first = effort_density(points, coords)
+    np.testing.assert_allclose(first, fresh)
+    np.testing.assert_allclose(effort_density(points, coords), fresh)  # read back
+    heavier = EffortPoints("two", points.coords, np.array([1.0, 30.0]))
+    assert not np.allclose(effort_density(heavier, coords), fresh)  # new content, new entry
+    # The kernel: a point on a source gets its full weight.
+    on_source = effort_density(points, np.array([[0.0, 0.0]]), bandwidth_km=1.0, cache=False)
+    assert on_source[0] == pytest.approx(1.0)

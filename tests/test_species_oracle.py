@@ -41,6 +41,7 @@ def oracle(world: Path, gallery: Gallery) -> dict[str, OracleResult]:
     return run_species_oracle(world, gallery=gallery, seed=0, max_epochs=100)
 
 
+@pytest.mark.learning
 def test_oracle_rows_beat_the_naive_baseline(
     world: Path, gallery: Gallery, oracle: dict[str, OracleResult]
 ) -> None:
@@ -106,6 +107,7 @@ def test_training_keeps_the_best_validation_round(world: Path, gallery: Gallery)
     assert median == pytest.approx(info["best_score"], rel=1e-4)
 
 
+@pytest.mark.learning
 def test_matched_training_helps_the_corrupted_variant(
     world: Path, gallery: Gallery, oracle: dict[str, OracleResult]
 ) -> None:

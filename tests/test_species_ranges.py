@@ -382,3 +382,49 @@ def test_sinr_specs_and_errors(tmp_path: Path) -> None:
 def test_birdnet_spec() -> None:
     model = load_range_model(" BirdNET ")
     assert isinstance(model, BirdNETRangeModel) and len(model.species) == 6522
+
+
+# ------------------------------------------------------- range evidence without full tables
+
+
+@needs_birdnet
+def test_birdnet_weights_reproduce_the_interpreter(
+    birdnet: BirdNETRangeModel, tmp_path: Path
+) -> None:
+    from geoforensics.core.species.range_evidence import birdnet_mlp
+
+    mlp = birdnet_mlp(birdnet)
+    assert mlp is not None and mlp.n_species == 6522
+    rng = np.random.default_rng(3)
+    points = np.stack([rng.uniform(-70, 75, 50), rng.uniform(-180, 180, 50)], axis=1)
+    for week in (-1, 5, 20, 48):
+        want = birdnet.presence(points[:, 0], points[:, 1], None if week == -1 else week)
+        np.testing.assert_allclose(mlp.presence(points, week), want, atol=1e-5)
+    # Another range model has no weight-level path: full tables are used.
+    assert birdnet_mlp(_toy_world(tmp_path)) is None
+
+
+@needs_birdnet
+def test_fast_species_evidence_equals_full_tables(birdnet: BirdNETRangeModel) -> None:
+    from geoforensics.core.geo.gallery import resolve_gallery
+    from geoforensics.core.species.likelihood import locate_species
+
+    gallery = resolve_gallery("land-4deg")
+    lone = ["Zonotrichia capensis"]
+    chorus = ["Junco hyemalis", "Poecile atricapillus", "Turdus migratorius"]
+    for names, model, week, week_weight in (
+        (lone, "focal", 40, 1.0),
+        (chorus, "focal", 20, 1.0),
+        (chorus, "draw", 20, 0.6),
+        (chorus, "focal", -1, 1.0),
+    ):
+        fast = locate_species(
+            names, birdnet, gallery, week=week, week_weight=week_weight, model=model, k=3
+        )
+        full = locate_species(
+            names, birdnet, gallery, week=week, week_weight=week_weight, model=model, k=3,
+            fast=False,
+        )  # fmt: skip
+        np.testing.assert_allclose(fast.log_likelihood, full.log_likelihood, atol=2e-3, rtol=1e-4)
+        np.testing.assert_allclose(fast.probs, full.probs, atol=1e-6, rtol=1e-3)
+        assert fast.top.tolist() == full.top.tolist()

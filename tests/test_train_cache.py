@@ -20,8 +20,6 @@ from geoforensics.train.spec_cache import (
     recording_frames,
 )
 
-torch.set_num_threads(1)
-
 
 @dataclass(frozen=True)
 class Rec:

@@ -17,8 +17,6 @@ from geoforensics.core.models import load_model
 from geoforensics.train.config import load_config
 from geoforensics.train.runner import train
 
-torch.set_num_threads(1)
-
 EPOCHS = 3
 
 

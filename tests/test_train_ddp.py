@@ -9,15 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from safetensors.torch import load_file
 
 from geoforensics.core.models import frontend_for
 from geoforensics.train.config import load_config
 from geoforensics.train.datamodule import GeoDataModule
 from geoforensics.train.runner import build_task
-
-torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")

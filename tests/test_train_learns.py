@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 from geoforensics.core.data import INatSounds
 from geoforensics.core.geo.metrics import geolocation_metrics
@@ -20,8 +19,6 @@ from geoforensics.core.synth import generate_world
 from geoforensics.eval.baselines import naive_random_train_location
 from geoforensics.train.config import config_from_dict
 from geoforensics.train.runner import train
-
-torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +76,7 @@ def _check_beats_naive(summary: dict[str, Any], naive: dict[str, float], label: 
     assert np.isfinite(test["mean_km"]) and test["mean_km"] < naive["mean_km"]
 
 
+@pytest.mark.learning
 def test_agclip_learns(world: Path, naive: dict[str, float], tmp_path: Path) -> None:
     summary = _run(world, tmp_path / "agclip", "agclip")
     _check_beats_naive(summary, naive, "AG-CLIP")

@@ -46,8 +46,6 @@ from geoforensics.train.pooling import (
     train_transformer_pooling,
 )
 
-torch.set_num_threads(1)
-
 #: A small pooler architecture that trains in seconds (the paper's is 6 layers, width 128).
 SMALL = {"layers": 2, "heads": 4, "width": 32, "ff_dim": 64}
 
@@ -168,6 +166,7 @@ def _recordings(n: int, seed: int, dim: int = 16) -> tuple[list[np.ndarray], np.
     return windows, np.array(coords)
 
 
+@pytest.mark.learning
 def test_trained_pooler_finds_the_informative_windows() -> None:
     model = _agclip(n_species=3)
     index = RetrievalIndex(PLACES, embed_locations(PLACES))

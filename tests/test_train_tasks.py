@@ -23,8 +23,6 @@ from geoforensics.train.tasks import (
     contrastive_loss,
 )
 
-torch.set_num_threads(1)
-
 
 @pytest.fixture(scope="module")
 def world(train_micro_world: Path) -> Path:

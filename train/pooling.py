@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from geoforensics.core.errors import InputError
+from geoforensics.core.errors import GeoforensicsError, InputError
 from geoforensics.core.fileio import atomic_path, atomic_write
 from geoforensics.core.geoclip.retrieval import RetrievalIndex
 from geoforensics.core.models.geolocator import AudioGeolocator
@@ -523,21 +523,43 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
+def _with_training_data(info: dict[str, Any]) -> dict[str, Any]:
+    """``info`` plus the training-data records its ``data`` / ``model_dir`` entries imply."""
+    from geoforensics.core.models.provenance import dataset_training_data, model_training_data
+
+    if isinstance(info.get("data"), str | Path) and "training_data" not in info:
+        info["training_data"] = dataset_training_data(info["data"]).as_dict()
+    if isinstance(info.get("model_dir"), str | Path) and "model_training_data" not in info:
+        try:
+            info["model_training_data"] = model_training_data(info["model_dir"]).as_dict()
+        except GeoforensicsError:  # the base model's config is gone: record nothing
+            pass
+    return info
+
+
 def save_transformer_pooling(
     pooler: TransformerPooling,
     path: str | os.PathLike[str],
     info: dict[str, Any] | None = None,
 ) -> Path:
     """Write the pooler's weights (``NAME.safetensors``) and its settings plus ``info``
-    (``NAME.json``), both atomically; returns the weights path."""
+    (``NAME.json``), both atomically; returns the weights path.
+
+    When ``info`` names the training data folder (``"data"``, as ``geoforensics pooling
+    train`` does) and holds no ``"training_data"`` yet, the record of what the pooler was
+    trained on is added (:func:`~geoforensics.core.models.provenance.dataset_training_data`:
+    data set name, SYNTHETIC or not), and with ``"model_dir"`` the base model's own record as
+    ``"model_training_data"``.
+    """
     from safetensors.torch import save_file
 
     weights_path, config_path = pooling_files(path)
+    info = _with_training_data(dict(info or {}))
     document = {
         "format": POOLING_FORMAT,
         "version": POOLING_FORMAT_VERSION,
         "config": _pooler_config(pooler),
-        "info": info or {},
+        "info": info,
     }
     try:
         text = json.dumps(document, indent=1, sort_keys=True, default=_json_default)

@@ -9,7 +9,10 @@ Run folder (``config.out``)::
     logs/metrics.csv         CSVLogger: train loss, learning rate, val/... per epoch, test/...
     model/model.safetensors  the best model (save_model: safetensors + JSON config; with a
                              frozen encoder such as birdnet, the head's weights only)
-    model/model.json         (config.extra["location_encoder"] names AG-CLIP's location space)
+    model/model.json         (config.extra["location_encoder"] names AG-CLIP's location space;
+                             config.extra["training_data"] the data set, whether it is a
+                             SYNTHETIC world, and its species count: see
+                             geoforensics.core.models.provenance)
     model/location_encoder.safetensors (+ .json)   AG-CLIP's frozen location encoder, when it
                              is not GeoCLIP's (retrieval embeds the gallery with it)
     test_predictions.npz     ids, true and predicted lat/lon, errors of the test split
@@ -46,6 +49,7 @@ from geoforensics.core.fileio import atomic_write
 from geoforensics.core.geo.metrics import geolocation_errors
 from geoforensics.core.models import ModelConfig, frontend_for, get_encoder_config, save_model
 from geoforensics.core.models.encoders import require_encoder
+from geoforensics.core.models.provenance import TRAINING_DATA_KEY, dataset_training_data
 
 from .checkpoint_io import AtomicCheckpointIO, check_resumable
 from .config import TrainConfig
@@ -306,9 +310,12 @@ def train(
                     },
                 )
 
+    # species of the data set (its category list), whether or not the model predicts them
+    training_data = dataset_training_data(config.data.root, len(datamodule.species_names))
     summary: dict[str, Any] = {
         "method": config.method,
         "synthetic_data": _is_synthetic(config.data.root),
+        "training_data": training_data.as_dict(),
         "best_epoch": best_epoch,
         "best_checkpoint": str(best),
         "epochs_trained": int(trainer.current_epoch),
@@ -331,6 +338,7 @@ def train(
                 "best_epoch": best_epoch,
                 "val_metrics": val_metrics,
                 "gallery": list(config.eval.gallery) if config.method == "agclip" else [],
+                TRAINING_DATA_KEY: training_data.as_dict(),
             }
         )
         if config.method == "agclip":

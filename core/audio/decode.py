@@ -23,22 +23,32 @@ length of the file:
 Values are not clipped: float files may exceed +-1. Integer PCM is scaled to [-1, 1).
 
 Errors are :class:`MediaDecodeError` with one line that names the file and the problem: missing,
-empty, not media, truncated or corrupt, no audio track, no samples. "Truncated" is detected
-where the container states its length (WAV data-chunk size, FLAC/OGG sample counts, MP4/MOV
-index) or where the decoder reports broken data; self-delimiting streams such as MP3 decode up
-to the cut. ffmpeg runs with ``-xerror`` (a corrupt packet is an error, not a silent gap), stdin
-closed, stderr drained by a thread, and it is killed when the reader stops early or fails.
+empty, not media, no audio track, no samples, or damaged with nothing usable before the damage.
+
+Damaged files (truncated or corrupt data: a cut download, a broken last MP3 frame as Xeno-canto
+files often have) decode up to the damage. Decoding stops at the first broken packet (ffmpeg
+runs with ``-xerror``: a corrupt packet stops it rather than leaving a silent gap; libsndfile
+re-reads the failed block in small steps to keep the good part), the audio before it is
+returned, and a :class:`DecodeReport` says how much was lost: it is logged once per file as one
+warning line (``FILE: decoding stopped at 8.28 of 8.30 s (corrupt or truncated data): 0.02 s
+lost``) and :func:`decode_report` returns it to callers. Only a damaged file with less than
+:data:`MIN_USABLE_SECONDS` of audio before the damage is refused. Damage is found where the
+container states its length (WAV data-chunk size, FLAC/OGG sample counts, MP4/MOV index) or
+where the decoder reports broken data; self-delimiting streams such as MP3 decode up to a cut.
+ffmpeg runs with stdin closed, stderr drained by a thread, and it is killed when the reader
+stops early or fails.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
 import struct
 import subprocess
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -56,6 +66,10 @@ TARGET_SAMPLE_RATE = 22050
 DEFAULT_CHUNK_SECONDS = 10.0
 #: Quality preset of the soxr resampler (20-bit precision, fast).
 RESAMPLE_QUALITY = "HQ"
+#: A damaged file with less audio than this before the damage is refused as unusable.
+MIN_USABLE_SECONDS = 0.1
+
+logger = logging.getLogger(__name__)
 
 # Suffixes that go straight to ffmpeg (video containers, and formats libsndfile mishandles).
 _FFMPEG_SUFFIXES = frozenset(
@@ -95,6 +109,90 @@ _MAX_BLOCK_SAMPLES = 1 << 22
 _UNKNOWN_LENGTH = 1 << 62
 _WAV_FLOAT = 3
 _WAV_EXTENSIBLE = 0xFFFE
+# Native frames per read when libsndfile re-reads a block that failed, to keep its good part.
+_SALVAGE_FRAMES = 1024
+# Partial-decode reports kept per process (most recent files).
+_MAX_REPORTS = 1024
+
+
+@dataclass(frozen=True)
+class DecodeReport:
+    """A file whose audio decoded only in part: decoding stopped at truncated or corrupt data.
+
+    ``decoded_s`` is the audio decoded before the damage (what :func:`load_audio` returns),
+    ``expected_s`` the length the file declares (WAV/FLAC header, MP4 index, or the audio
+    packets' timestamps; ``None`` if unknown), ``reason`` a short phrase and ``detail`` the
+    decoder's own message.
+    """
+
+    path: Path
+    decoded_s: float
+    expected_s: float | None
+    reason: str
+    detail: str
+
+    @property
+    def lost_s(self) -> float | None:
+        """Seconds the file declares beyond what decoded (``None`` if its length is unknown)."""
+        if self.expected_s is None:
+            return None
+        return max(0.0, self.expected_s - self.decoded_s)
+
+    def message(self) -> str:
+        """One line: ``FILE: decoding stopped at 8.28 of 8.30 s (reason): 0.02 s lost``."""
+        head = f"{self.path}: decoding stopped at {self.decoded_s:.2f}"
+        lost = self.lost_s
+        if self.expected_s is None or lost is None or lost <= 0:
+            return f"{head} s ({self.reason}): the rest of the file could not be decoded"
+        amount = f"{lost:.2f} s" if lost >= 0.005 else "less than 0.01 s"
+        return f"{head} of {self.expected_s:.2f} s ({self.reason}): {amount} lost"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (the path as a string, the one-line message included)."""
+        data = asdict(self)
+        data["path"] = str(self.path)
+        data["lost_s"] = self.lost_s
+        data["message"] = self.message()
+        return data
+
+
+_REPORTS: OrderedDict[tuple[str, int, int], DecodeReport] = OrderedDict()
+_REPORTS_LOCK = threading.Lock()
+
+
+def _file_key(path: Path) -> tuple[str, int, int] | None:
+    try:
+        stat = path.stat()
+        return (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    except OSError:
+        return None
+
+
+def decode_report(path: str | os.PathLike[str]) -> DecodeReport | None:
+    """How much of ``path`` was lost to damage when this process last decoded it.
+
+    ``None`` when the file decoded whole, or has not been decoded (or probed, for a truncated
+    WAV) since it last changed. Reports are kept for the :data:`_MAX_REPORTS` latest files.
+    """
+    key = _file_key(Path(path))
+    if key is None:
+        return None
+    with _REPORTS_LOCK:
+        return _REPORTS.get(key)
+
+
+def _record(report: DecodeReport) -> None:
+    """Keep ``report`` for :func:`decode_report`; log its line the first time for this file."""
+    key = _file_key(report.path)
+    if key is None:
+        return
+    with _REPORTS_LOCK:
+        known = _REPORTS.pop(key, None)
+        _REPORTS[key] = report
+        while len(_REPORTS) > _MAX_REPORTS:
+            _REPORTS.popitem(last=False)
+    if known is None:
+        logger.warning("%s", report.message())
 
 
 @dataclass(frozen=True)
@@ -114,11 +212,15 @@ class AudioInfo:
     frames: int | None
     container: str | None
     codec: str | None
+    #: Known damage: a truncated WAV (from its header: ``frames``/``duration_s`` are then what
+    #: decodes), or the report of an earlier decode of this file in this process.
+    damage: DecodeReport | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (the path as a string)."""
         data = asdict(self)
         data["path"] = str(self.path)
+        data["damage"] = None if self.damage is None else self.damage.to_dict()
         return data
 
 
@@ -148,7 +250,9 @@ def stream_audio(
 
     Concatenating the chunks gives exactly what :func:`load_audio` returns. The path is
     checked now; decoding (and any decode error) happens while iterating. Closing the
-    iterator early stops the decoder (an ffmpeg child process is killed).
+    iterator early stops the decoder (an ffmpeg child process is killed). A damaged file
+    yields the audio before the damage; once the iterator is exhausted, :func:`decode_report`
+    says how much was lost.
     """
     checked = _checked_path(path)
     _check_rate(sample_rate)
@@ -171,7 +275,9 @@ def load_audio(
     resampled whole file (to ~1e-6). Files read through ffmpeg are decoded from their start
     and cut (exact; container timestamps such as Matroska's milliseconds are too coarse for a
     sample-exact ``-ss`` seek), so there the cost grows with the offset. A segment running past
-    the end is cut at the end; an offset at or past the end raises :class:`InputError`.
+    the end is cut at the end; an offset at or past the end raises :class:`InputError`. A
+    damaged file gives the audio before the damage; :func:`decode_report` then says how much
+    was lost (and a warning line was logged once for the file).
     """
     checked = _checked_path(path)
     _check_rate(sample_rate)
@@ -187,10 +293,12 @@ def load_audio(
             segment = _cut_stream(source, int(sample_rate), offset_s, duration_s)
         else:
             segment = _read_segment(source, int(sample_rate), offset_s, duration_s)
+        _settle_damage(source)
     finally:
         source.close()
     if segment.size == 0:
-        raise InputError(f"{checked}: offset {offset_s:g} s is at or past the end of the audio")
+        end = "the audio" if source.damage is None else "the audio that decodes"
+        raise InputError(f"{checked}: offset {offset_s:g} s is at or past the end of {end}")
     return segment
 
 
@@ -259,6 +367,16 @@ def _open_source(path: Path) -> _SoundfileSource | _FfmpegSource:
     return _FfmpegSource(path)
 
 
+def _settle_damage(source: _SoundfileSource | _FfmpegSource) -> None:
+    """Refuse a damaged file with nothing usable; record (and log once) a partial decode."""
+    report = source.damage
+    if report is None:
+        return
+    if report.decoded_s < MIN_USABLE_SECONDS:
+        raise MediaDecodeError(f"{source.path}: {report.detail}")
+    _record(report)
+
+
 def _stream(path: Path, sample_rate: int, chunk_seconds: float) -> Iterator[np.ndarray]:
     source = _open_source(path)
     try:
@@ -267,6 +385,7 @@ def _stream(path: Path, sample_rate: int, chunk_seconds: float) -> Iterator[np.n
         for chunk in _resampled(source, blocks, sample_rate):
             produced += chunk.size
             yield chunk
+        _settle_damage(source)
         if produced == 0:
             raise MediaDecodeError(f"{path}: contains no audio samples (zero-length audio)")
     finally:
@@ -347,7 +466,11 @@ def _read_segment(
 
 
 class _SoundfileSource:
-    """Blocks of a file libsndfile can read; checks a WAV's data length against its header."""
+    """Blocks of a file libsndfile can read; checks a WAV's data length against its header.
+
+    ``frames`` is what libsndfile will read (for a cut WAV: the frames present). ``damage`` is
+    set once a read stops early, or at once for a WAV shorter than its header says.
+    """
 
     def __init__(self, path: Path, handle: sf.SoundFile) -> None:
         self.path = path
@@ -355,12 +478,18 @@ class _SoundfileSource:
         self.sample_rate = int(handle.samplerate)
         self.channels = int(handle.channels)
         self.frames = int(handle.frames)
+        self.damage: DecodeReport | None = None
+        self._wav_cut: DecodeReport | None = None
+        if handle.format in ("WAV", "WAVEX"):
+            self._wav_cut = _wav_truncation(path, self.frames, self.sample_rate)
+            if self._wav_cut is not None and self._wav_cut.decoded_s < MIN_USABLE_SECONDS:
+                raise MediaDecodeError(f"{path}: {self._wav_cut.detail}")
         if self.frames == 0:
             raise MediaDecodeError(f"{path}: contains no audio samples (zero-length audio)")
-        if handle.format in ("WAV", "WAVEX"):
-            _check_wav_length(path)
 
     def info(self) -> AudioInfo:
+        if self._wav_cut is not None:
+            _record(self._wav_cut)  # known from the header alone: say so when probed
         return AudioInfo(
             path=self.path,
             sample_rate=self.sample_rate,
@@ -369,6 +498,7 @@ class _SoundfileSource:
             frames=self.frames,
             container=str(self._handle.format),
             codec=str(self._handle.subtype),
+            damage=self._wav_cut or decode_report(self.path),
         )
 
     def stream_blocks(self, block_seconds: float) -> Iterator[np.ndarray]:
@@ -378,71 +508,147 @@ class _SoundfileSource:
     def blocks(
         self, start_frame: int, n_frames: int | None, block_seconds: float
     ) -> Iterator[np.ndarray]:
-        """Mono float32 blocks of native frames ``[start_frame, start_frame + n_frames)``."""
+        """Mono float32 blocks of native frames ``[start_frame, start_frame + n_frames)``.
+
+        Stops at damaged data (setting :attr:`damage`). Where libsndfile cannot seek to
+        ``start_frame`` (damage on the way), the file is decoded from its start instead, so a
+        segment never claims audio that a whole-file decode would not give.
+        """
         if start_frame >= self.frames:
+            if self._wav_cut is not None:
+                self.damage = self._wav_cut
             return
-        handle = self._handle
         step = _block_frames(self.sample_rate, self.channels, block_seconds)
+        end = None if n_frames is None else start_frame + n_frames
+        position = start_frame  # the handle's frame
         try:
-            if start_frame or handle.tell():
-                handle.seek(start_frame)
-        except (sf.SoundFileError, RuntimeError) as exc:
-            raise self._corrupt(start_frame, exc) from exc
-        done = 0
-        while n_frames is None or done < n_frames:
-            want = step if n_frames is None else min(step, n_frames - done)
+            if start_frame or self._handle.tell():
+                self._handle.seek(start_frame)
+        except (sf.SoundFileError, RuntimeError):
             try:
-                data = handle.read(want, dtype="float32", always_2d=True)
+                self._reopen()
             except (sf.SoundFileError, RuntimeError) as exc:
-                raise self._corrupt(start_frame + done, exc) from exc
-            if len(data) == 0:
-                break
-            done += len(data)
-            yield _to_mono(data)
+                self._stop(0, exc)
+                return
+            position = 0
+        while end is None or position < end:
+            want = step if end is None else min(step, end - position)
+            try:
+                data = self._handle.read(want, dtype="float32", always_2d=True)
+            except (sf.SoundFileError, RuntimeError) as exc:
+                # the block holds damage: keep its good part, read again in small steps
+                for part in self._salvage(position, want):
+                    position += len(part)
+                    if position > start_frame:
+                        yield _to_mono(part[max(0, len(part) - (position - start_frame)) :])
+                self._stop(position, exc)
+                return
+            position += len(data)
+            if position > start_frame and len(data):
+                yield _to_mono(data[max(0, len(data) - (position - start_frame)) :])
             if len(data) < want:
                 break
-        if n_frames is None and start_frame + done < self.frames:
-            raise MediaDecodeError(
-                f"{self.path}: truncated or corrupt: the header declares "
-                f"{self.frames / self.sample_rate:.3f} s of audio but decoding stopped at "
-                f"{(start_frame + done) / self.sample_rate:.3f} s"
+        if position >= self.frames and self._wav_cut is not None:
+            self.damage = self._wav_cut
+        elif position < (self.frames if end is None else min(end, self.frames)):
+            stopped = position / self.sample_rate
+            self.damage = DecodeReport(
+                path=self.path,
+                decoded_s=stopped,
+                expected_s=self.frames / self.sample_rate,
+                reason="corrupt or truncated data",
+                detail=(
+                    f"truncated or corrupt: the header declares "
+                    f"{self.frames / self.sample_rate:.3f} s of audio but decoding stopped at "
+                    f"{stopped:.3f} s"
+                ),
             )
 
-    def _corrupt(self, frame: int, exc: BaseException) -> MediaDecodeError:
+    def _reopen(self) -> None:
+        """A fresh libsndfile handle at frame 0 (the old one is unusable after an error)."""
+        handle = sf.SoundFile(str(self.path))
+        self._handle.close()
+        self._handle = handle
+
+    def _salvage(self, start_frame: int, n_frames: int) -> Iterator[np.ndarray]:
+        """Frames ``[start_frame, start_frame + n_frames)`` read again from a fresh handle in
+        small aligned steps, up to the first that fails (libsndfile's handle is unusable after
+        an error, and a failed read returns nothing)."""
+        try:
+            handle = sf.SoundFile(str(self.path))
+        except (sf.SoundFileError, RuntimeError, TypeError, ValueError):
+            return
+        try:
+            if start_frame:
+                handle.seek(start_frame)
+            done = 0
+            while done < n_frames:
+                # steps end on multiples of _SALVAGE_FRAMES: where decoding stops does not
+                # depend on the block size the failed read used
+                step = _SALVAGE_FRAMES - (start_frame + done) % _SALVAGE_FRAMES
+                data = handle.read(min(step, n_frames - done), dtype="float32", always_2d=True)
+                if len(data) == 0:
+                    return
+                done += len(data)
+                yield data
+        except (sf.SoundFileError, RuntimeError):
+            return
+        finally:
+            handle.close()
+
+    def _stop(self, frame: int, exc: BaseException) -> None:
+        """Decoding stopped at native frame ``frame`` on a libsndfile error."""
         detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        return MediaDecodeError(
-            f"{self.path}: truncated or corrupt audio data near "
-            f"{frame / self.sample_rate:.3f} s ({detail})"
+        self.damage = DecodeReport(
+            path=self.path,
+            decoded_s=frame / self.sample_rate,
+            expected_s=self.frames / self.sample_rate,
+            reason="corrupt or truncated data",
+            detail=(
+                f"truncated or corrupt audio data near {frame / self.sample_rate:.3f} s ({detail})"
+            ),
         )
 
     def close(self) -> None:
         self._handle.close()
 
 
-def _check_wav_length(path: Path) -> None:
-    """Raise if a RIFF/WAVE file's data chunk is shorter than its header says (a cut file).
+def _wav_truncation(path: Path, frames: int, sample_rate: int) -> DecodeReport | None:
+    """The damage report of a RIFF/WAVE file whose data chunk is shorter than its header says
+    (a cut file), or ``None``.
 
-    libsndfile silently shortens such files; streaming writers' placeholder sizes (0 or
-    0xFFFFFFFF) are accepted as "until the end of the file".
+    libsndfile silently shortens such files to the ``frames`` present; streaming writers'
+    placeholder sizes (0 or 0xFFFFFFFF) are accepted as "until the end of the file".
     """
     size = path.stat().st_size
+    block_align = 0
     with open(path, "rb") as fh:
         head = fh.read(12)
         if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return
+            return None
         position = 12
         while position + 8 <= size:
             fh.seek(position)
             chunk_id, chunk_size = struct.unpack("<4sI", fh.read(8))
+            if chunk_id == b"fmt " and chunk_size >= 14:
+                block_align = struct.unpack("<H", fh.read(14)[12:14])[0]
             if chunk_id == b"data":
                 available = size - position - 8
-                if chunk_size not in (0, 0xFFFFFFFF) and available < chunk_size:
-                    raise MediaDecodeError(
-                        f"{path}: truncated WAV: the header declares {chunk_size} bytes of "
-                        f"audio data but only {available} are present"
-                    )
-                return
+                if chunk_size in (0, 0xFFFFFFFF) or available >= chunk_size:
+                    return None
+                declared = chunk_size / block_align / sample_rate if block_align else None
+                return DecodeReport(
+                    path=path,
+                    decoded_s=frames / sample_rate,
+                    expected_s=declared,
+                    reason="truncated WAV",
+                    detail=(
+                        f"truncated WAV: the header declares {chunk_size} bytes of audio data "
+                        f"but only {available} are present"
+                    ),
+                )
             position += 8 + chunk_size + (chunk_size & 1)
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -503,6 +709,9 @@ class _FfmpegProcess:
         self._log = _StderrLog(self._proc.stderr)
         self.channels = 0
         self.sample_rate = 0
+        #: frames decoded so far, and (after a failure part-way) ffmpeg's problem in one phrase
+        self.frames_read = 0
+        self.stopped: str | None = None
 
     def read_header(self) -> tuple[int, int]:
         """Parse the WAV header on the pipe; returns (channels, sample_rate)."""
@@ -533,12 +742,17 @@ class _FfmpegProcess:
         return self.channels, self.sample_rate
 
     def frames(self, block_frames: int) -> Iterator[np.ndarray]:
-        """(frames, channels) float32 blocks until the end of the stream; checks the exit code."""
+        """(frames, channels) float32 blocks until the end of the stream; checks the exit code.
+
+        A failure before any frame raises; one after some frames ends the blocks and sets
+        :attr:`stopped` (everything ffmpeg wrote before the broken packet has been yielded).
+        """
         frame_bytes = 4 * self.channels
         while True:
             data = self._read(block_frames * frame_bytes)
             usable = len(data) - len(data) % frame_bytes
             if usable:
+                self.frames_read += usable // frame_bytes
                 yield np.frombuffer(data[:usable], dtype="<f4").reshape(-1, self.channels)
             if len(data) < block_frames * frame_bytes:
                 break
@@ -548,7 +762,9 @@ class _FfmpegProcess:
             self.close()
             code = -1
         if code != 0:
-            raise self.failure(nothing_decoded=False)
+            if self.frames_read == 0:
+                raise self.failure(nothing_decoded=False)
+            self.stopped = self.problem(nothing_decoded=False)
 
     def _read(self, n_bytes: int) -> bytes:
         parts: list[bytes] = []
@@ -561,14 +777,17 @@ class _FfmpegProcess:
             remaining -= len(part)
         return b"".join(parts)
 
-    def failure(self, nothing_decoded: bool) -> MediaDecodeError:
-        """The error for a failed run, worded from ffmpeg's own messages."""
+    def problem(self, nothing_decoded: bool) -> str:
+        """A failed run's problem in one phrase, worded from ffmpeg's own messages."""
         try:
             self._proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.close()
-        problem = _ffmpeg_problem(self._log.lines(), self._proc.returncode, nothing_decoded)
-        return MediaDecodeError(f"{self.path}: {problem}")
+        return _ffmpeg_problem(self._log.lines(), self._proc.returncode, nothing_decoded)
+
+    def failure(self, nothing_decoded: bool) -> MediaDecodeError:
+        """The error for a failed run, naming the file."""
+        return MediaDecodeError(f"{self.path}: {self.problem(nothing_decoded)}")
 
     def log_lines(self) -> list[str]:
         """stderr lines (waits for the process to end; close() first to stop it)."""
@@ -617,6 +836,38 @@ _AUDIO_CODEC = re.compile(r"Stream #0:\d+.*?: Audio: ([^\s,]+)")
 _OUT_TIME = re.compile(r"^out_time_us=(\d+)\s*$", re.MULTILINE)
 
 
+_LEVELLED_ERROR = re.compile(r"\[(?:error|fatal|panic)\]")
+
+
+def _declared_seconds(path: Path) -> float | None:
+    """The length a damaged file's audio should have had (demux only, no decoding).
+
+    The audio packets' timestamps when every packet is there (an MP3 whose last frame is
+    broken inside); the container's duration when the container itself is cut or broken (an
+    MP4 whose index lists packets beyond the cut); ``None`` if neither is known.
+    """
+    command = [_ffmpeg_exe(path), "-nostdin", "-hide_banner", "-nostats", "-v", "level+info"]
+    command += ["-progress", "pipe:1", "-i", str(path)]
+    command += ["-map", "0:a:0", "-c", "copy", "-f", "null", "-"]
+    try:
+        result = subprocess.run(
+            command, stdin=subprocess.DEVNULL, capture_output=True, timeout=300, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return None
+    log = result.stderr.decode("utf-8", "replace")
+    found = _DURATION.search(log)
+    container = None
+    if found is not None:
+        hours, minutes, seconds = found.groups()
+        container = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    packets = _OUT_TIME.findall(result.stdout.decode("ascii", "replace"))
+    track = int(packets[-1]) / 1e6 if packets else None
+    if result.returncode != 0 or _LEVELLED_ERROR.search(log) or track is None:
+        return container if container is not None else track
+    return track
+
+
 def _audio_track_seconds(path: Path) -> float | None:
     """Length of the first audio track from its packet timestamps (demux only, no decoding).
 
@@ -645,6 +896,7 @@ class _FfmpegSource:
         self.path = path
         self.sample_rate = 0
         self.channels = 0
+        self.damage: DecodeReport | None = None
         self._running: list[_FfmpegProcess] = []
 
     def info(self) -> AudioInfo:
@@ -674,6 +926,7 @@ class _FfmpegSource:
             frames=None,
             container=container,
             codec=codec,
+            damage=decode_report(self.path),
         )
 
     def stream_blocks(self, block_seconds: float) -> Iterator[np.ndarray]:
@@ -687,6 +940,18 @@ class _FfmpegSource:
             self.channels, self.sample_rate = channels, rate
             for data in process.frames(_block_frames(rate, channels, block_seconds)):
                 yield _to_mono(data)
+            if process.stopped is not None:
+                decoded = process.frames_read / rate
+                truncated = any(w in process.stopped for w in ("partial file", "end of file"))
+                self.damage = DecodeReport(
+                    path=self.path,
+                    decoded_s=decoded,
+                    expected_s=(
+                        _declared_seconds(self.path) if decoded >= MIN_USABLE_SECONDS else None
+                    ),
+                    reason="truncated data" if truncated else "corrupt or truncated data",
+                    detail=process.stopped,
+                )
         finally:
             process.close()
             if process in self._running:

@@ -9,6 +9,11 @@ are drawn without basemap tiles), the upload limit of the app
 (:data:`~geoforensics.forensics_app.common.MAX_UPLOAD_MB`) and, with ``--headless``, no
 browser opened. ``--model``/``--gallery``/``--world``/``--bench`` set the pages' defaults
 through ``GEOFORENSICS_APP_*`` environment variables.
+
+The server listens on 127.0.0.1 only (Streamlit's own default is every interface): the app
+has no login and analysts upload clips that may be confidential. ``--address 0.0.0.0`` (or
+any address that is not loopback) opens it to the network, and the command says so in one
+line on stderr, with how to protect it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,32 @@ from typing import Any
 from ..errors import InputError
 
 DEFAULT_PORT = 8501
+#: Where the server listens unless ``--address`` says otherwise: this machine only.
+DEFAULT_ADDRESS = "127.0.0.1"
+
+
+def is_loopback(address: str) -> bool:
+    """True when ``address`` (an IP or ``localhost``) is reachable from this machine only."""
+    import ipaddress
+
+    if address.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip().strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to a public interface
+        return False
+
+
+def network_warning(address: str, port: int) -> str | None:
+    """The one line printed when the app is opened to the network (None on loopback)."""
+    if is_loopback(address):
+        return None
+    return (
+        f"geoforensics app: warning: listening on {address}:{port}, reachable from the network "
+        "with no login: anyone who can connect can run checks and see uploaded clips; put it "
+        "behind an authenticating reverse proxy with TLS or reach it through an SSH tunnel "
+        f"(default --address {DEFAULT_ADDRESS})"
+    )
 
 
 def app_script() -> Path:
@@ -34,7 +65,7 @@ def app_script() -> Path:
 
 
 def streamlit_command(
-    port: int = DEFAULT_PORT, headless: bool = False, address: str | None = None
+    port: int = DEFAULT_PORT, headless: bool = False, address: str = DEFAULT_ADDRESS
 ) -> list[str]:
     """The ``python -m streamlit run`` argument list :func:`run_app` starts."""
     from geoforensics.forensics_app.settings import MAX_UPLOAD_MB
@@ -61,9 +92,9 @@ def streamlit_command(
         "false",
         "--client.toolbarMode",
         "viewer",
+        "--server.address",
+        address,
     ]
-    if address:
-        command += ["--server.address", address]
     return command
 
 
@@ -116,11 +147,21 @@ def run_streamlit(command: list[str], env: dict[str, str]) -> int:
 
 def run_app(args: argparse.Namespace) -> int:
     """Handler of ``geoforensics app``: runs Streamlit in the foreground until stopped."""
+    if args.model is not None:
+        from ..models.resolve import resolve_audio_model
+
+        args.model = str(resolve_audio_model(args.model))  # a released .pt: imported once
     if args.model is not None and not Path(args.model).is_dir():
         raise InputError(f"--model {args.model}: no such model folder")
-    command = streamlit_command(args.port, args.headless, args.address)
-    host = args.address or "localhost"
+    address = args.address.strip() if args.address else DEFAULT_ADDRESS
+    if not address:
+        raise InputError("--address: empty (give an IP address or host name)")
+    command = streamlit_command(args.port, args.headless, address)
+    host = "localhost" if is_loopback(address) else address
     print(f"geoforensics app: http://{host}:{args.port} (Ctrl+C stops it)", flush=True)
+    warning = network_warning(address, args.port)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     return run_streamlit(command, _environment(args))
 
 
@@ -145,7 +186,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--address",
         metavar="HOST",
-        help="address to listen on (default: Streamlit's, all interfaces)",
+        help=(
+            f"address to listen on (default {DEFAULT_ADDRESS}: this machine only; 0.0.0.0 "
+            "opens the app, which has no login, to the network)"
+        ),
     )
     parser.add_argument(
         "--headless", action="store_true", help="do not open a browser (servers, tests)"
@@ -153,7 +197,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--model",
         metavar="DIR",
-        help="AG-CLIP model folder the pages use (default: the demo model)",
+        help="AG-CLIP model folder (or released checkpoint FILE.pt) the pages use (default: "
+        "the demo model)",
     )
     parser.add_argument(
         "--gallery", metavar="SPEC", help="gallery of candidate locations (default land-1deg)"

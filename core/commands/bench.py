@@ -3,7 +3,9 @@
 
 geoforensics bench --data DIR [--preset tiny|small|paper] [--seeds N] [--rows a,b,c]
                    [--out DIR] [--gallery SPEC[,SPEC...]] [--xcdc DIR]
+                   [--range-model SPEC] [--model DIR]
                    [--sinr-checkpoint PATH] [--satclip-checkpoint PATH] [--list-rows] [--quiet]
+geoforensics bench --xcdc DIR ...   (XCDC alone: the rows that need no training)
 geoforensics score CSV --data DIR [--split test|val|train|xcdc] [--json]
 """
 
@@ -16,13 +18,19 @@ from typing import Any
 
 def _list_rows() -> int:
     from ...eval.rows import builtin_rows
+    from ...eval.rows_retrieval import WEIGHTS_CHECKS
     from ...eval.tables import TABLES
 
     for row in builtin_rows().values():
         where = TABLES[row.table].title.split(":")[0]
         column = f" [{row.column}]" if row.column else ""
         trains = " (trains a model)" if row.trains else ""
+        trains += " (runs on XCDC alone)" if row.xcdc_only else ""
         print(f"{row.name:<26} {where:<16} {row.label}{column}{trains}")
+        check = WEIGHTS_CHECKS.get(row.name)
+        reason = check() if check is not None else None
+        if reason is not None:
+            print(f"{'':<26} {'':<16} UNAVAILABLE: {reason}")
     return 0
 
 
@@ -34,10 +42,13 @@ def run_bench_command(args: argparse.Namespace) -> int:
     """Handler of ``geoforensics bench``."""
     if args.list_rows:
         return _list_rows()
-    if not args.data:
+    if not args.data and not args.xcdc:
         from ..errors import InputError
 
-        raise InputError("bench: --data DIR is required (an iNatSounds-format data set)")
+        raise InputError(
+            "bench: --data DIR is required (an iNatSounds-format data set), or --xcdc DIR "
+            "for the rows that run on XCDC alone"
+        )
     from ...eval.bench import run_bench
 
     report = run_bench(
@@ -49,6 +60,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
         gallery=args.gallery,
         xcdc=args.xcdc,
         progress=not args.quiet,
+        range_model=args.range_model,
+        model=args.model,
         location_encoder_checkpoints={
             name: path
             for name, path in (("sinr", args.sinr_checkpoint), ("satclip", args.satclip_checkpoint))
@@ -110,7 +123,12 @@ def register(subparsers: Any) -> None:
             "epochs), paper (the paper's settings)."
         ),
     )
-    parser.add_argument("--data", metavar="DIR", help="iNatSounds-format data set (test.json ...)")
+    parser.add_argument(
+        "--data",
+        metavar="DIR",
+        help="iNatSounds-format data set (test.json ...), or an XCDC folder alone "
+        "(xcdc_recordings.csv: only the rows that need no training run)",
+    )
     parser.add_argument(
         "--preset", default="tiny", choices=("tiny", "small", "paper"), help="default: tiny"
     )
@@ -125,10 +143,23 @@ def register(subparsers: Any) -> None:
         "--gallery",
         metavar="SPEC[,SPEC...]",
         help="retrieval gallery, the union of the specs: train, val, land-1deg, land-0.5deg, "
-        "grid-1deg, geoclip-100k, file:PATH (default: train)",
+        "grid-1deg, geoclip-100k, file:PATH (default: train; land-1deg on XCDC alone)",
     )
     parser.add_argument(
-        "--xcdc", metavar="DIR", help="XCDC folder for the Table 3 rows (default: DATA/xcdc)"
+        "--xcdc",
+        metavar="DIR",
+        help="XCDC folder for the Table 3 rows (default: DATA/xcdc, or DATA itself)",
+    )
+    parser.add_argument(
+        "--range-model",
+        metavar="SPEC",
+        help="range model of the species rows: birdnet, sinr:PATH[,NAMES.txt] or world:DIR "
+        "(default: the synthetic world's own, else BirdNET's when installed)",
+    )
+    parser.add_argument(
+        "--model",
+        metavar="DIR",
+        help="a trained or imported model folder (model.json + weights) for the model-xcdc row",
     )
     parser.add_argument(
         "--sinr-checkpoint",

@@ -93,14 +93,32 @@ def summary_lines(report: CheckReport, written: dict[str, Path] | None = None) -
                 else "point"
             )
             lines.append(
-                f"  {modality.label:<28} {best['lat']:8.3f} {best['lon']:9.3f}  "
+                f"  {modality.label:<32} {best['lat']:8.3f} {best['lon']:9.3f}  "
                 f"{score:<20} {best['label']}"
             )
+            if not modality.evidence and modality.evidence_note:
+                lines.append(f"  {'':<32} NOT EVIDENCE: {modality.evidence_note}")
+            elif modality.evidence_note:
+                lines.append(f"  {'':<32} note: {modality.evidence_note}")
         else:
-            lines.append(f"  {modality.label:<28} unavailable: {modality.reason}")
+            lines.append(f"  {modality.label:<32} unavailable: {modality.reason}")
     if report.species is not None:
+        from ..forensics.discrepancy import MODALITY_LABELS
+
         heard = [h["scientific"] for h in report.species.get("heard", [])]
-        lines.append(f"species (BirdNET): {', '.join(heard) if heard else 'none heard'}")
+        threshold = report.species.get("threshold")
+        lines.append(
+            f"species (BirdNET, detections >= {threshold}): "
+            f"{', '.join(heard) if heard else 'none heard'}"
+        )
+        used = report.species.get("used") or {}
+        if used.get("names"):
+            lines.append(
+                f"  located with (>= {used['min_prob']:g}, weighted by confidence): "
+                + ", ".join(used["names"])
+            )
+        for name, judged in (report.species.get("judgements") or {}).items():
+            lines.append(f"  at the {MODALITY_LABELS.get(name, name)}: {judged['summary']}")
     elif report.species_note:
         lines.append(f"species: not run ({report.species_note})")
     if written:
@@ -162,7 +180,8 @@ def register(subparsers: Any) -> None:
         help="check a clip (or a folder of clips): where do audio, frames, text, GPS tag and "
         "claim point, and do they agree?",
         description=(
-            "Geolocate a clip's audio (AG-CLIP), keyframes and text hint (CLIP + GeoCLIP), "
+            "Geolocate a clip's audio (BirdNET species x range model, and AG-CLIP with "
+            "--model), keyframes and text hint (CLIP + GeoCLIP), "
             "read its GPS tag, compare them with each other and with the claimed place "
             "(great-circle distances, probability mass within 200/750/2,500 km), give a "
             "verdict (consistent / mismatch / inconclusive) and write OUT/report.json and a "
@@ -195,8 +214,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--model",
         metavar="MODEL_DIR",
-        help="AG-CLIP model folder (default: the shipped demo checkpoint, trained on the tiny "
-        "SYNTHETIC world)",
+        help="AG-CLIP model folder or released .pt checkpoint (default: none; the audio is "
+        "located by the species BirdNET hears). A model trained on a SYNTHETIC world (the "
+        "demo's) is shown but never decides the verdict on a real clip",
     )
     parser.add_argument(
         "--gallery",

@@ -32,13 +32,15 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Handler of ``geoforensics demo``."""
     from ..demo import DEMO_CLAIM, demo_clip_path, run_demo
+    from ..forensics import default_model_dir
     from .check import progress_bar, summary_lines
 
     with progress_bar(args.quiet, "demo") as progress:
         result = run_demo(args.out, progress, args.clip_weights, species=not args.no_species)
     truth = result.truth
     print(
-        f"SYNTHETIC demo: geoforensics check {demo_clip_path()} --claimed {DEMO_CLAIM}\n"
+        f"SYNTHETIC demo: geoforensics check {demo_clip_path()} --claimed {DEMO_CLAIM} "
+        f"--model {default_model_dir()}\n"
         f"  (true place of the audio: {truth['latitude']:.4f}, {truth['longitude']:.4f}; "
         "the clip's GPS tag says so, its title claims Nairobi)"
     )

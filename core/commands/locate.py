@@ -6,6 +6,8 @@ geoforensics locate AUDIO [--method birdnet-range] [--species-weights top1|weigh
                     [--date YYYY-MM-DD] ...
 geoforensics locate AUDIO --method agclip|fused --model MODEL_DIR [--fusion-weight W]
                     [--date YYYY-MM-DD] [--gallery SPEC] [--top-k K] [--json] [--map FILE.png]
+geoforensics locate AUDIO --method taxabind [--model TAXABIND_FOLDER] [--gallery SPEC]
+                    [--top-k K] [--json] [--map FILE.png]
 geoforensics locate --image FILE | --text "..." [--clip FOLDER] [--gallery SPEC] [--top-k K]
                     [--json] [--map FILE.png]
 
@@ -25,6 +27,9 @@ raised to ``--fusion-weight`` (:mod:`geoforensics.core.species.fusion`; default 
 plain product of the two experts; the benchmark chooses the weight on validation data with
 ``choose_fusion_weight``). Both rank places by region mass like the species method (no
 area prior: AG-CLIP's map already reflects where recordings are made).
+
+``--method taxabind`` runs TaxaBind off the shelf (its CLAP audio tower and its location
+encoder; :mod:`geoforensics.core.commands.locate_taxabind`).
 
 ``--image`` and ``--text`` place a photo or a description in the same location space: CLIP
 ViT-L/14 (image or text tower) through GeoCLIP's image MLP, retrieved over the gallery's
@@ -47,14 +52,16 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..errors import InputError
+from ..geo.calibration import agclip_setting, species_setting
 from . import parse_date_option
+from .locate_regions import add_region_options, check_region_options, region_output
 
 if TYPE_CHECKING:
     from ..geo.gallery import Gallery
     from ..species.likelihood import SpeciesLocation
 
 #: Methods of ``locate AUDIO``.
-AUDIO_METHODS: tuple[str, ...] = ("birdnet-range", "agclip", "fused")
+AUDIO_METHODS: tuple[str, ...] = ("birdnet-range", "agclip", "fused", "taxabind")
 #: Methods that run a trained AG-CLIP model (``--model``).
 MODEL_METHODS: tuple[str, ...] = ("agclip", "fused")
 _RANGE_HELP = (
@@ -198,7 +205,7 @@ def _heard_species(
     and the highest probability of any species. ``species_only`` ignores BirdNET's
     non-species sound classes (Siren, Human vocal, Engine, ...)."""
     from ..species.birdnet_audio import BirdNETAudio
-    from ..species.likelihood import weights_from_probs
+    from ..species.evidence import heard_species
 
     path = Path(args.audio)
     if not path.is_file():
@@ -206,17 +213,10 @@ def _heard_species(
     windows = BirdNETAudio(num_threads=args.threads).windows(path)
     if len(windows) == 0:
         raise InputError(f"{path}: no audio to analyse")
-    probs = windows.probs
-    labels = windows.labels
-    if species_only:
-        from ..species.evidence import is_sound_class
-
-        drop = [i for i, (scientific, _) in enumerate(labels) if is_sound_class(scientific)]
-        probs = probs.copy()
-        probs[:, drop] = 0.0
-    picked = weights_from_probs(probs, args.species_weights, args.min_prob)
-    names = [labels[i][0] for i in picked.indices]
-    return names, picked.weights, float(probs.max())
+    heard = heard_species(
+        windows.probs, windows.labels, args.species_weights, args.min_prob, species_only
+    )
+    return heard.names, heard.weights, heard.best
 
 
 def _audio_species(args: argparse.Namespace) -> tuple[list[str], np.ndarray]:
@@ -379,6 +379,10 @@ def _check_model_args(args: argparse.Namespace) -> Path:
     path = Path(args.audio)
     if not path.is_file():
         raise InputError(f"{path}: no such audio file")
+    from ..models.resolve import resolve_audio_model
+
+    # a released checkpoint (.pt) is imported once into the cache; its folder is used
+    args.model = str(resolve_audio_model(args.model))
     return path
 
 
@@ -390,6 +394,7 @@ def run_model_locate(args: argparse.Namespace, when: date | None) -> int:
     from ..models import load_model
     from ..models.inference import locate_recording
     from ..models.model_space import retrieval_index_for_model
+    from ..models.provenance import model_training_data
     from ..species.fusion import (
         DEFAULT_FUSION_WEIGHT,
         agclip_log_probs,
@@ -403,6 +408,8 @@ def run_model_locate(args: argparse.Namespace, when: date | None) -> int:
     method = args.method
     weight = DEFAULT_FUSION_WEIGHT if args.fusion_weight is None else float(args.fusion_weight)
     model = load_model(args.model)
+    training = model_training_data(args.model)
+    warning = training.label()  # None only for a model trained on real recordings
     if model.kind != "agclip":
         raise InputError(
             f"{args.model}: a {model.kind} model; --method {method} needs an AG-CLIP model"
@@ -424,6 +431,11 @@ def run_model_locate(args: argparse.Namespace, when: date | None) -> int:
             log_final = fuse(cosine, species_ll, weight, temperature)
     probs = np.exp(log_final)
     coords = gallery.coords
+    region_setting = agclip_setting(gallery.name, coords)
+    if method == "fused":
+        region_setting.update(fusion_weight=weight, range_model=args.range_model)
+    conf_region = region_output(args, probs, coords, method, region_setting,
+                                Path(args.model) / "calibration.json")  # fmt: skip
     region = region_probability(probs, coords, args.radius_km)
     top = distinct_top_k(region, coords, args.top_k, args.radius_km)
     places = nearest_places(coords[top])
@@ -455,6 +467,8 @@ def run_model_locate(args: argparse.Namespace, when: date | None) -> int:
         "method": method,
         "source": str(path),
         "model": str(args.model),
+        "training_data": training.as_dict(),
+        "training_data_label": warning,
         "n_windows": len(prediction.windows),
         "temperature": temperature,
         "fusion_weight": weight if method == "fused" else None,
@@ -464,6 +478,7 @@ def run_model_locate(args: argparse.Namespace, when: date | None) -> int:
         "gallery": {"name": gallery.name, "size": len(gallery)},
         "radius_km": float(args.radius_km),
         "places": rows,
+        "region": conf_region.payload,
         "map": map_path,
     }
     if args.json:
@@ -473,6 +488,8 @@ def run_model_locate(args: argparse.Namespace, when: date | None) -> int:
         f"AG-CLIP model {args.model} on {path} ({payload['n_windows']} windows, mean pooling); "
         f"cosine x temperature {temperature:.1f} -> softmax"
     )
+    if warning is not None:
+        print(f"AG-CLIP model {warning}")
     if species_info is not None:
         heard = ", ".join(species_info["heard"]) or "none"
         print(
@@ -496,6 +513,7 @@ def run_model_locate(args: argparse.Namespace, when: date | None) -> int:
             f"{row['region_probability']:>14.4f}  {row['probability']:>9.2e}  "
             f"{row['cosine']:>7.3f}  {row['label']}"
         )
+    print("\n".join(conf_region.lines))
     if map_path:
         print(f"map -> {map_path}")
     return 0
@@ -544,6 +562,8 @@ def run_media_locate(args: argparse.Namespace) -> int:
                 "label": place.label(),
             }
         )
+    conf_region = region_output(args, probs, result.coords, "geoclip-" + result.kind,
+                                agclip_setting(str(result.gallery), result.coords))  # fmt: skip
     map_path = None
     if args.map is not None:
         title = f"GeoCLIP space: {what}"
@@ -553,6 +573,7 @@ def run_media_locate(args: argparse.Namespace) -> int:
         payload = result.as_dict()
         payload["method"] = "geoclip-" + result.kind
         payload["places"] = rows
+        payload["region"] = conf_region.payload
         payload["map"] = map_path
         print(json.dumps(payload, indent=2))
         return 0
@@ -564,6 +585,7 @@ def run_media_locate(args: argparse.Namespace) -> int:
             f"{row['rank']:>4}  {row['latitude']:>9.3f}  {row['longitude']:>10.3f}  "
             f"{row['probability']:>11.4f}  {row['label']}"
         )
+    print("\n".join(conf_region.lines))
     if map_path:
         print(f"map -> {map_path}")
     return 0
@@ -580,10 +602,15 @@ def run_locate(args: argparse.Namespace) -> int:
         raise InputError(f"--top-k must be >= 1, got {args.top_k}")
     if args.map is not None and Path(args.map).suffix.lower() != ".png":
         raise InputError(f"--map {args.map}: give a path ending in .png")
+    check_region_options(args)
     if args.image is not None or args.text is not None:
         return run_media_locate(args)
     if args.clip is not None:
         raise InputError("locate: --clip is used with --image or --text")
+    if args.method == "taxabind":
+        from .locate_taxabind import run_taxabind_locate
+
+        return run_taxabind_locate(args)
     when = parse_date_option(args.date)
     if args.method in MODEL_METHODS:
         return run_model_locate(args, when)
@@ -606,6 +633,10 @@ def run_locate(args: argparse.Namespace) -> int:
         progress=not args.json and sys.stderr.isatty(),
     )
     rows = _place_rows(result)
+    week_known = when is not None and args.week_weight > 0
+    region = region_output(args, result.probs, result.coords, "species-range", species_setting(
+        args.range_model, result.model, week_known, gallery.name, gallery.coords,
+        result.area_prior))  # fmt: skip
     map_path = None
     if args.map is not None:
         title = f"Species-range geolocation: {', '.join(result.match.matched[:4])}"
@@ -639,17 +670,24 @@ def run_locate(args: argparse.Namespace) -> int:
             "radius_km": result.radius_km,
             "area_prior": result.area_prior,
             "places": rows,
+            "region": region.payload,
             "map": map_path,
         }
         print(json.dumps(payload, indent=2))
     else:
         _print_text(result, rows, info)
+        print("\n".join(region.lines))
     return 0
 
 
 def register(subparsers: Any) -> None:
     """Add the `locate` subcommand."""
-    from ..species.likelihood import DEFAULT_RADIUS_KM, LIKELIHOOD_MODELS, WEIGHT_MODES
+    from ..species.likelihood import (
+        DEFAULT_LIKELIHOOD,
+        DEFAULT_RADIUS_KM,
+        LIKELIHOOD_MODELS,
+        WEIGHT_MODES,
+    )
 
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "locate",
@@ -685,11 +723,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--method", choices=AUDIO_METHODS, default=None,
         help="how AUDIO is located: birdnet-range (default; BirdNET's species x range model), "
-        "agclip (a trained AG-CLIP model, --model) or fused (AG-CLIP x species likelihood)",
+        "agclip (a trained AG-CLIP model, --model), fused (AG-CLIP x species likelihood) or "
+        "taxabind (TaxaBind off the shelf; --model FOLDER or $GEOFORENSICS_TAXABIND)",
     )  # fmt: skip
     parser.add_argument(
         "--model", metavar="MODEL_DIR",
-        help="agclip/fused: a trained AG-CLIP model folder (model.safetensors + model.json)",
+        help="agclip/fused: a trained AG-CLIP model folder (model.safetensors + model.json), "
+        "or a released AG-CLIP checkpoint FILE.pt (imported once into the cache)",
     )  # fmt: skip
     parser.add_argument(
         "--fusion-weight", type=float, default=None, metavar="W",
@@ -712,9 +752,11 @@ def register(subparsers: Any) -> None:
         f"(default {DEFAULT_RADIUS_KM:g})",
     )  # fmt: skip
     parser.add_argument(
-        "--likelihood", choices=LIKELIHOOD_MODELS, default="draw",
-        help="draw: each species a draw from the place's species distribution (default); "
-        "presence-absence: unheard present species count against a place",
+        "--likelihood", choices=LIKELIHOOD_MODELS, default=DEFAULT_LIKELIHOOD,
+        help="focal (default): the most confident species scored by its presence (the "
+        "recordist sought it), the others as draws; draw: each species a draw from the "
+        "place's species distribution; presence-absence: unheard present species count "
+        "against a place",
     )  # fmt: skip
     parser.add_argument(
         "--week-weight", type=float, default=1.0, metavar="W",
@@ -735,4 +777,5 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     parser.add_argument("--map", metavar="FILE.png", help="also write a probability heatmap")
+    add_region_options(parser)
     parser.set_defaults(handler=run_locate)

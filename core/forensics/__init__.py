@@ -3,9 +3,11 @@
 ``geoforensics check`` and the app's Check page call these functions:
 
 - :func:`load_check_models` once per process, then :func:`run_check` per clip
-  (:mod:`.pipeline`): audio (AG-CLIP), frames and text hint (CLIP + GeoCLIP), the container's
-  GPS tag and the claimed place, each as top-k places; a timeline of ~10 s audio segments and
-  keyframes; discrepancies and a verdict (:mod:`.discrepancy`); BirdNET species evidence;
+  (:mod:`.pipeline`): audio species (BirdNET x range model), audio AG-CLIP (only with a
+  model) and their fusion, frames and text hint (CLIP + GeoCLIP), the container's GPS tag and
+  the claimed place, each as top-k places; a timeline of ~10 s audio segments and keyframes;
+  discrepancies and a verdict (:mod:`.discrepancy`, the species rule of
+  :mod:`.species_rule`); BirdNET species evidence;
 - :func:`write_report` (:mod:`.report`): ``report.json``, a self-contained ``report.html`` and
   PNG maps, atomically;
 - :func:`check_folder` (:mod:`.folder`): every media file of a folder, skipping clips already

@@ -31,11 +31,18 @@ consistent for 0 %, a mismatch for 42 % (validation split: 39 % / 1.8 % and 0 % 
 When both modalities of a pair are distributions, the first in :data:`MODALITY_ORDER` (audio
 before frames before text) is the distribution and the second's top-1 is the point.
 
-The verdict (:func:`decide_verdict`) over all compared pairs: **mismatch** when any pair is a
-mismatch; **consistent** when every pair is consistent and the audio took part in at least
-one; **inconclusive** otherwise (no audio, nothing to compare against, or a mix of consistent
-and inconclusive pairs). Its ``reasons`` name each pair's figures; ``thresholds`` holds the
-constants above so that every report states the rules it was judged by.
+The audio has up to three modalities (:data:`AUDIO_MODALITIES`): the species BirdNET hears
+scored against a range model (its pairs with a place follow the species rule of
+:mod:`.species_rule`, so that one stray species never decides), AG-CLIP, and their fusion. A
+modality whose ``evidence`` is False (an AG-CLIP model trained on a SYNTHETIC world, or of
+unknown training data, applied to a clip that is not itself SYNTHETIC) is compared and shown,
+but its pairs do not count towards the verdict.
+
+The verdict (:func:`decide_verdict`) over the counted pairs: **mismatch** when any pair is a
+mismatch; **consistent** when every pair is consistent and an audio modality took part in at
+least one; **inconclusive** otherwise (no audio, nothing to compare against, or a mix of
+consistent and inconclusive pairs). Its ``reasons`` name each pair's figures;
+``thresholds`` holds the constants above so that every report states the rules it was judged by.
 """
 
 from __future__ import annotations
@@ -52,9 +59,21 @@ from ..errors import InputError
 from ..geo.distance import check_coords, haversine_np
 
 #: Modality keys of a check report, in comparison order.
-MODALITY_ORDER: tuple[str, ...] = ("audio", "frames", "text", "metadata_gps", "claimed")
+MODALITY_ORDER: tuple[str, ...] = (
+    "audio_species",
+    "audio_fused",
+    "audio",
+    "frames",
+    "text",
+    "metadata_gps",
+    "claimed",
+)
+#: The modalities that locate the audio track (any of them lets a verdict be consistent).
+AUDIO_MODALITIES: tuple[str, ...] = ("audio_species", "audio_fused", "audio")
 #: Human names of the modalities.
 MODALITY_LABELS: dict[str, str] = {
+    "audio_species": "audio species (BirdNET x range)",
+    "audio_fused": "audio fused (AG-CLIP x species)",
     "audio": "audio (AG-CLIP)",
     "frames": "frames (CLIP + GeoCLIP)",
     "text": "text hint (CLIP + GeoCLIP)",
@@ -174,6 +193,11 @@ class ModalityLike(Protocol):
     available: bool
     point: tuple[float, float] | None
     probs: np.ndarray | None
+
+
+def counts(modality: object) -> bool:
+    """Whether a modality may decide the verdict (``evidence`` True, the default)."""
+    return bool(getattr(modality, "evidence", True))
 
 
 @dataclass
@@ -362,20 +386,45 @@ def _label(name: str) -> str:
 def decide_verdict(
     discrepancies: Sequence[Discrepancy], modalities: Mapping[str, ModalityLike]
 ) -> Verdict:
-    """The verdict over all compared pairs (rules in the module docstring)."""
-    audio = modalities.get("audio")
-    audio_ok = audio is not None and audio.available and audio.point is not None
+    """The verdict over all compared pairs (rules in the module docstring); pairs with a
+    modality that is not evidence are listed last as "not counted"."""
+
+    def why_not(d: Discrepancy) -> str | None:
+        if d.first in AUDIO_MODALITIES and d.second in AUDIO_MODALITIES:
+            return "two estimates of the same audio track"
+        for name in (d.first, d.second):
+            if name in modalities and not counts(modalities[name]):
+                note = getattr(modalities[name], "evidence_note", None)
+                return f"{_label(name)}: {note or 'not evidence for this clip'}"
+        return None
+
+    def counted(d: Discrepancy) -> bool:
+        return why_not(d) is None
+
+    audio = [
+        name
+        for name in AUDIO_MODALITIES
+        if name in modalities
+        and modalities[name].available
+        and modalities[name].point is not None
+        and counts(modalities[name])
+    ]
+    used = [d for d in discrepancies if counted(d)]
     lines = []
     order = {MISMATCH: 0, INCONCLUSIVE: 1, CONSISTENT: 2}
-    for d in sorted(discrepancies, key=lambda d: order[d.status]):
+    for d in sorted(used, key=lambda d: order[d.status]):
         lines.append(f"{d.status}: {_label(d.first)} vs {_label(d.second)}: {d.reason}")
-    statuses = {d.status for d in discrepancies}
+    for d in discrepancies:
+        if not counted(d):
+            lines.append(
+                f"not counted ({d.status}): {_label(d.first)} vs {_label(d.second)}: {why_not(d)}"
+            )
+    statuses = {d.status for d in used}
     if MISMATCH in statuses:
         return Verdict(MISMATCH, lines)
-    if not audio_ok:
-        why = "no audio prediction" if audio is None or not audio.available else "no audio point"
-        return Verdict(INCONCLUSIVE, [f"inconclusive: {why}", *lines])
-    if not any(d.involves("audio") for d in discrepancies):
+    if not audio:
+        return Verdict(INCONCLUSIVE, ["inconclusive: no audio evidence", *lines])
+    if not any(d.involves(name) for d in used for name in audio):
         return Verdict(
             INCONCLUSIVE,
             [
@@ -390,6 +439,7 @@ def decide_verdict(
 
 
 __all__ = [
+    "AUDIO_MODALITIES",
     "CONCENTRATED_MIN_MASS",
     "CONSISTENT",
     "CONSISTENT_MIN_MASS",
@@ -408,6 +458,7 @@ __all__ = [
     "Verdict",
     "baseline_within",
     "compare_modalities",
+    "counts",
     "decide_verdict",
     "great_circle_km",
     "mass_within",

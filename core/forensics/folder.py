@@ -190,10 +190,12 @@ def check_folder(
     clips = find_media(root, exclude=out)
     if not clips:
         raise InputError(f"{root}: no media files ({', '.join(sorted(MEDIA_SUFFIXES))})")
-    weights, _ = model_files(options.resolved_model_dir())
-    if not weights.is_file():
-        raise InputError(f"{weights}: AG-CLIP model not found")
-    model_sha = sha256_file(weights)
+    model_sha = ""  # no AG-CLIP model: species, frames, text, GPS and claim only
+    if options.model_dir is not None:
+        weights, _ = model_files(options.resolved_model_dir())
+        if not weights.is_file():
+            raise InputError(f"{weights}: AG-CLIP model not found")
+        model_sha = sha256_file(weights)
     out.mkdir(parents=True, exist_ok=True)
     summary = FolderSummary(root, out)
     for number, clip in enumerate(clips):

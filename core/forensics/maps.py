@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 #: Marker colour and shape of each modality.
 STYLE: dict[str, tuple[str, str]] = {
+    "audio_species": ("#8c564b", "P"),
+    "audio_fused": ("#e377c2", "X"),
     "audio": ("#d62728", "o"),
     "frames": ("#1f77b4", "s"),
     "text": ("#9467bd", "D"),
@@ -191,7 +193,7 @@ def write_timeline_chart(report: CheckReport, out: str | Path) -> Path | None:
 
     references = [
         n
-        for n in ("claimed", "metadata_gps", "audio")
+        for n in ("claimed", "metadata_gps", "audio_species", "audio")
         if any(n in s.distance_km for s in report.timeline)
     ]
     if not references:
@@ -200,13 +202,18 @@ def write_timeline_chart(report: CheckReport, out: str | Path) -> Path | None:
     axes = figure.add_subplot()
     for reference in references:
         colour, _ = STYLE.get(reference, ("black", "o"))
-        audio = [s for s in report.timeline if s.kind == "audio" and reference in s.distance_km]
+        audio = [
+            s
+            for s in report.timeline
+            if s.kind in ("audio", "species") and reference in s.distance_km
+        ]
         for segment in audio:
             axes.plot(
                 [segment.start_s, segment.end_s],
                 [segment.distance_km[reference]] * 2,
                 color=colour,
-                linewidth=3,
+                linewidth=3 if segment.kind == "audio" else 5,
+                alpha=1.0 if segment.kind == "audio" else 0.55,
                 solid_capstyle="butt",
             )
         frames = [s for s in report.timeline if s.kind == "frame" and reference in s.distance_km]
@@ -227,7 +234,10 @@ def write_timeline_chart(report: CheckReport, out: str | Path) -> Path | None:
             linewidth=3,
             label=f"from {MODALITY_LABELS.get(reference, reference)}",
         )
-    axes.set_xlabel("time in clip (s): bars = audio segments, squares = keyframes")
+    axes.set_xlabel(
+        "time in clip (s): bars = audio segments (thin: AG-CLIP, wide: species), "
+        "squares = keyframes"
+    )
     axes.set_ylabel("distance of top place (km)")
     axes.set_ylim(bottom=0)
     axes.grid(alpha=0.3)

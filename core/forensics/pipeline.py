@@ -3,24 +3,33 @@
 Steps (:func:`run_check`):
 
 1. **media**: probe the container (SHA-256, duration, codecs, creation time, GPS tag, tags);
-2. **audio**: every 3 s window of the audio track through the AG-CLIP model; the windows'
-   embeddings averaged over the whole clip (the paper's inference) and over ``segment_s``
-   slices (the timeline), each matched against the gallery and turned into a distribution
-   ``softmax(T · cosine + log prior)`` with the model's training temperature (GeoCLIP's
-   ≈ 39.7). On a regular lat/lon gallery (``land-*``, ``grid-*``) the prior weights each
-   point by its cell's area (cos latitude), so that it is uniform over the Earth's surface
-   rather than over cells: without it the crowded high-latitude cells of a 1° grid would
-   attract every diffuse prediction. Other galleries get a uniform prior over points;
-3. **frames**: keyframes (scene changes or every ``frame_every_s``, at most ``max_frames``)
+2. **audio species** (with the ``birdnet`` extra): BirdNET over the 3 s windows once; the
+   species heard (weighted by their window probability, ``heard_species``, as
+   ``locate --method birdnet-range``) scored over the gallery by
+   ``locate_species`` in the clip's week (``--date``, else the
+   container's creation date, else year-round): the ``audio_species`` modality, and per
+   ``segment_s`` slice its own species and posterior (the timeline). Nothing heard (a short
+   or quiet clip too) makes it unavailable, "no species heard";
+3. **audio AG-CLIP**, only when a model is given (``--model``): every 3 s window through the
+   model; the windows' embeddings averaged over the whole clip (the paper's inference) and
+   over ``segment_s`` slices (the timeline), each matched against the gallery and turned into
+   a distribution ``softmax(T · cosine + log prior)`` with the model's training temperature
+   (GeoCLIP's ≈ 39.7). On a regular lat/lon gallery (``land-*``, ``grid-*``) the prior
+   weights each point by its cell's area (cos latitude), so that it is uniform over the
+   Earth's surface rather than over cells. A model whose ``model.json`` does not record real
+   training data (:mod:`..models.provenance`) is labelled and not counted in the verdict
+   unless the clip itself is declared SYNTHETIC; with a model that knows real sound (or a
+   SYNTHETIC clip) and species, **audio fused** (AG-CLIP x species, ``fuse``) is shown too;
+4. **frames**: keyframes (scene changes or every ``frame_every_s``, at most ``max_frames``)
    through CLIP ViT-L/14 + GeoCLIP's image MLP; each frame gives a distribution over the same
    gallery (the timeline), their average is the clip's frames modality;
-4. **text**: the text hint (``--text``, else the container's title / description / comment
+5. **text**: the text hint (``--text``, else the container's title / description / comment
    tag) through CLIP's text encoder and the same MLP;
-5. **metadata GPS** and the **claimed place** (a place name or ``LAT,LON``) as points;
-6. **discrepancies** between every pair and the **verdict** (:mod:`.discrepancy`);
-7. **species** (with the ``birdnet`` extra): BirdNET's detections with time spans and each
-   species' range probability at the claimed place, the GPS tag and the audio's top place in
-   the clip's week.
+6. **metadata GPS** and the **claimed place** (a place name or ``LAT,LON``) as points;
+7. **discrepancies** between every pair (the species modality against the claim and the GPS
+   tag by the species rule of :mod:`.species_rule`) and the **verdict** (:mod:`.discrepancy`);
+8. **species table**: BirdNET's detections with time spans and each species' range
+   probability at the claimed place, the GPS tag and the audio's top places in the week.
 
 Models are loaded once (:func:`load_check_models`; the app keeps them per process). Missing
 CLIP weights or BirdNET only make those modalities unavailable, with the fix in ``reason``.
@@ -50,17 +59,26 @@ from .discrepancy import (
 )
 from .places import TOP_RADIUS_KM, RegionMass, place_labels, point_row, top_rows
 from .results import REPORT_VERSION, CheckReport, ModalityResult, Segment
+from .species_rule import rule_constants
 
 if TYPE_CHECKING:
     from ..geo.gallery import Gallery
     from ..geoclip.retrieval import RetrievalIndex
     from ..media import MediaInfo
     from ..models.geolocator import AudioGeolocator
+    from ..models.provenance import TrainingData
 
 Progress = Callable[[float, str], None]
 
 #: The shipped demo checkpoint, relative to the assets folder.
 DEMO_MODEL = "models/demo_agclip"
+#: Why the AG-CLIP modality is unavailable without ``--model``.
+NO_MODEL_REASON = (
+    "no AG-CLIP model given (--model MODEL_DIR, a model trained on real recordings); the "
+    "species BirdNET hears locate the audio"
+)
+#: Why the species modality (or a segment of it) is unavailable when BirdNET heard nothing.
+NO_SPECIES_REASON = "no species heard"
 #: Container tags read as the text hint, in order (case-insensitive keys).
 TEXT_TAGS: tuple[str, ...] = ("title", "description", "comment")
 #: Packages whose versions every report records.
@@ -97,7 +115,9 @@ def default_model_dir() -> Path:
 class CheckOptions:
     """Settings of one check (the CLI flags of ``geoforensics check``).
 
-    ``model_dir`` None uses the shipped demo checkpoint; ``claimed`` is a place name or
+    ``model_dir`` None runs no AG-CLIP model (the audio is located by the species BirdNET
+    hears; ``geoforensics demo`` passes the shipped demo checkpoint, :func:`default_model_dir`,
+    explicitly); ``claimed`` is a place name or
     ``"LAT,LON"``; ``date`` None takes the container's creation date; ``text`` None takes the
     container's title / description / comment tag; ``clip_weights`` a CLIP ViT-L/14 folder or
     file (else the Hugging Face cache / ``$GEOFORENSICS_CLIP``); ``species`` runs BirdNET when
@@ -128,13 +148,19 @@ class CheckOptions:
             raise InputError(f"--max-frames must be >= 0, got {self.max_frames}")
 
     def resolved_model_dir(self) -> Path:
-        """``model_dir`` or the shipped demo checkpoint."""
-        return Path(self.model_dir) if self.model_dir is not None else default_model_dir()
+        """``model_dir`` or the shipped demo checkpoint; a released AG-CLIP checkpoint
+        (``.pt``) is imported once into the cache and its folder returned
+        (:func:`~geoforensics.core.models.resolve.resolve_audio_model`)."""
+        if self.model_dir is None:
+            return default_model_dir()
+        from ..models.resolve import resolve_audio_model
+
+        return resolve_audio_model(self.model_dir)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready parameters (the model folder resolved)."""
         return {
-            "model_dir": str(self.resolved_model_dir()),
+            "model_dir": None if self.model_dir is None else str(self.resolved_model_dir()),
             "gallery": self.gallery,
             "claimed": self.claimed,
             "date": None if self.date is None else self.date.isoformat(),
@@ -149,9 +175,9 @@ class CheckOptions:
         }
 
 
-def _model_key(options: CheckOptions) -> tuple[str, str, str | None, bool]:
+def _model_key(options: CheckOptions) -> tuple[str | None, str, str | None, bool]:
     return (
-        str(options.resolved_model_dir()),
+        None if options.model_dir is None else str(options.resolved_model_dir()),
         options.gallery,
         options.clip_weights,
         bool(options.species),
@@ -160,20 +186,25 @@ def _model_key(options: CheckOptions) -> tuple[str, str, str | None, bool]:
 
 @dataclass
 class CheckModels:
-    """Everything :func:`run_check` needs loaded once: the AG-CLIP model and its gallery index,
-    the region-mass operator, and (lazily, on first use) CLIP and BirdNET."""
+    """Everything :func:`run_check` needs loaded once: the gallery, the region-mass operator,
+    the AG-CLIP model and its gallery index when a model was given (``model`` None
+    otherwise), what that model was trained on (``training``), and (lazily, on first use)
+    CLIP and BirdNET."""
 
-    key: tuple[str, str, str | None, bool]
-    model: AudioGeolocator
-    model_dir: Path
+    key: tuple[str | None, str, str | None, bool]
+    model: AudioGeolocator | None
+    model_dir: Path | None
     model_sha256: str
     gallery_name: str
     coords: np.ndarray
-    audio_index: RetrievalIndex
+    audio_index: RetrievalIndex | None
     region: RegionMass
     temperature: float
     location_encoder: str
     log_prior: np.ndarray
+    gallery: Gallery | None = None
+    training: TrainingData | None = None
+    fusion_weight: float = 1.0
     clip_weights: str | None = None
     species_enabled: bool = True
     _clip: Any = None
@@ -206,7 +237,7 @@ class CheckModels:
         """The gallery in GeoCLIP's location space (frames and text; audio too when the
         model was trained against GeoCLIP)."""
         if self._geoclip_index is None:
-            if self.location_encoder == "geoclip":
+            if self.location_encoder == "geoclip" and self.audio_index is not None:
                 self._geoclip_index = self.audio_index
             else:
                 from ..geoclip.embeddings import cached_gallery_embeddings
@@ -239,20 +270,50 @@ class CheckModels:
 
 
 def load_check_models(options: CheckOptions | None = None) -> CheckModels:
-    """Load the AG-CLIP model, the gallery and its index (cached embeddings) for ``options``.
+    """Load the gallery and, when ``options.model_dir`` is given, the AG-CLIP model and the
+    gallery's index in its location space (cached embeddings) for ``options``.
 
     A missing or unreadable model folder raises :class:`WeightsNotFoundError` /
     :class:`InputError`; a non-AG-CLIP model an InputError.
     """
+    from ..geo.gallery import resolve_gallery
+    from ..species.fusion import agclip_temperature
+
+    options = options or CheckOptions()
+    options.validate()
+    if options.model_dir is None:
+        gallery = resolve_gallery(options.gallery)
+        log_prior = gallery_log_prior(gallery)
+        return CheckModels(
+            key=_model_key(options),
+            model=None,
+            model_dir=None,
+            model_sha256="",
+            gallery_name=gallery.name,
+            coords=np.asarray(gallery.coords, dtype=np.float64),
+            audio_index=None,
+            region=RegionMass(gallery.coords, TOP_RADIUS_KM),
+            temperature=agclip_temperature(),
+            location_encoder="geoclip",
+            log_prior=log_prior,
+            gallery=gallery,
+            clip_weights=options.clip_weights,
+            species_enabled=bool(options.species),
+            info={"name": "AG-CLIP", "used": False, "reason": NO_MODEL_REASON},
+        )
+    return _load_agclip_models(options)
+
+
+def _load_agclip_models(options: CheckOptions) -> CheckModels:
+    """:func:`load_check_models` with a model folder."""
     from ..fileio import sha256_file
     from ..geo.gallery import resolve_gallery
     from ..models import load_model
     from ..models.geolocator import model_files
     from ..models.model_space import model_location_encoder_name, retrieval_index_for_model
-    from ..species.fusion import agclip_temperature
+    from ..models.provenance import model_training_data
+    from ..species.fusion import agclip_temperature, fusion_weight_for_model
 
-    options = options or CheckOptions()
-    options.validate()
     model_dir = options.resolved_model_dir()
     weights, _config = model_files(model_dir)
     if not weights.is_file():
@@ -267,8 +328,15 @@ def load_check_models(options: CheckOptions | None = None) -> CheckModels:
     index = retrieval_index_for_model(model_dir, gallery)
     log_prior = gallery_log_prior(gallery)
     config = model.config
+    training = model_training_data(model_dir)
+    fusion_weight = fusion_weight_for_model(model_dir)
     info = {
         "name": "AG-CLIP",
+        "used": True,
+        "training_data": training.as_dict(),
+        "training_data_label": training.label(),
+        "knows_real_sound": training.knows_real_sound,
+        "fusion_weight": fusion_weight,
         "model_dir": str(model_dir),
         "weights_sha256": sha256_file(weights),
         "encoder": config.encoder,
@@ -297,13 +365,16 @@ def load_check_models(options: CheckOptions | None = None) -> CheckModels:
         temperature=agclip_temperature(),
         location_encoder=str(info["location_encoder"]),
         log_prior=log_prior,
+        gallery=gallery,
+        training=training,
+        fusion_weight=fusion_weight,
         clip_weights=options.clip_weights,
         species_enabled=bool(options.species),
         info=info,
     )
 
 
-_SHARED: dict[tuple[str, str, str | None, bool], CheckModels] = {}
+_SHARED: dict[tuple[str | None, str, str | None, bool], CheckModels] = {}
 
 
 def shared_check_models(options: CheckOptions | None = None) -> CheckModels:
@@ -311,8 +382,10 @@ def shared_check_models(options: CheckOptions | None = None) -> CheckModels:
     setting: the CLI and the app load a model once however many clips they check (the model
     file's modification time is part of the key, so a retrained model is reloaded)."""
     options = options or CheckOptions()
-    weights = options.resolved_model_dir() / "model.safetensors"
-    stamp = weights.stat().st_mtime_ns if weights.is_file() else 0
+    stamp = 0
+    if options.model_dir is not None:
+        weights = options.resolved_model_dir() / "model.safetensors"
+        stamp = weights.stat().st_mtime_ns if weights.is_file() else 0
     key = _model_key(options)
     cached = _SHARED.get(key)
     if cached is None or cached.info.get("_stamp") != stamp:
@@ -394,16 +467,23 @@ def _softmax_rows(log_probs: np.ndarray, log_prior: np.ndarray) -> np.ndarray:
     return out / out.sum(axis=-1, keepdims=True)
 
 
-def _audio_distribution(models: CheckModels, embeddings: np.ndarray) -> np.ndarray:
-    """Mean of window embeddings -> L2-normalised -> softmax(T · cosine + log prior)."""
-    from ..species.fusion import agclip_log_probs
-
+def _audio_cosine(models: CheckModels, embeddings: np.ndarray) -> np.ndarray:
+    """Mean of window embeddings -> L2-normalised -> cosine with every gallery point."""
+    if models.audio_index is None:
+        raise InputError("no AG-CLIP model loaded")
     query = np.asarray(embeddings, dtype=np.float64).mean(axis=0)
     norm = float(np.linalg.norm(query))
     if not np.isfinite(norm) or norm == 0.0:
         raise InputError("the audio embedding is zero or not finite; cannot retrieve")
     cosine = models.audio_index.scores((query / norm).astype(np.float32)[None])[0]
-    cosine = np.clip(cosine.astype(np.float64), -1.0, 1.0)
+    return np.clip(cosine.astype(np.float64), -1.0, 1.0)
+
+
+def _audio_distribution(models: CheckModels, embeddings: np.ndarray) -> np.ndarray:
+    """Mean of window embeddings -> L2-normalised -> softmax(T · cosine + log prior)."""
+    from ..species.fusion import agclip_log_probs
+
+    cosine = _audio_cosine(models, embeddings)
     return _softmax_rows(agclip_log_probs(cosine, models.temperature), models.log_prior)
 
 
@@ -472,24 +552,46 @@ def _audio_step(
     models: CheckModels,
     options: CheckOptions,
     progress: Progress | None,
-) -> tuple[ModalityResult, list[Segment]]:
+    clip_synthetic: bool,
+) -> tuple[ModalityResult, list[Segment], np.ndarray | None]:
+    """AG-CLIP over every window: the ``audio`` modality, its timeline segments and the
+    clip's cosine similarities with the gallery (for fusion). Without a model the modality
+    is unavailable; a model that does not know real sound is labelled and, unless the clip
+    itself is SYNTHETIC, not counted as evidence."""
     from ..models.inference import window_outputs
 
+    if models.model is None:
+        return ModalityResult("audio", False, NO_MODEL_REASON), [], None
     if not media.has_audio:
-        return ModalityResult("audio", False, f"{clip.name}: no audio track"), []
+        return ModalityResult("audio", False, f"{clip.name}: no audio track"), [], None
     _tell(progress, 0.12, "audio: AG-CLIP over every 3 s window")
     windows = window_outputs(models.model, clip)
     embeddings = windows.outputs["embedding"]
-    probs = _audio_distribution(models, embeddings)
+    cosine = _audio_cosine(models, embeddings)
+    from ..species.fusion import agclip_log_probs
+
+    probs = _softmax_rows(agclip_log_probs(cosine, models.temperature), models.log_prior)
+    training = models.training
+    warning = None if training is None else training.label()
     details = {
         "n_windows": len(windows),
         "window_s": float(windows.end_s[0] - windows.start_s[0]) if len(windows) else None,
         "pooling": "mean of window embeddings",
         "temperature": models.temperature,
+        "model_dir": str(models.model_dir),
+        "training_data": None if training is None else training.as_dict(),
+        "training_data_label": warning,
     }
     result = _distribution_result(
         "audio", probs, models, options.top_k, f"audio track of {clip.name}", details
     )
+    if warning is not None:
+        result.evidence = clip_synthetic
+        result.evidence_note = (
+            f"{warning} (counted: the clip itself is declared SYNTHETIC)"
+            if clip_synthetic
+            else warning
+        )
     centres = (windows.start_s + windows.end_s) / 2.0
     slot = np.floor(centres / options.segment_s).astype(np.int64)
     segments = []
@@ -509,7 +611,7 @@ def _audio_step(
                 probs=seg_probs,
             )
         )
-    return result, segments
+    return result, segments, cosine
 
 
 def _frames_step(
@@ -629,7 +731,7 @@ def _fill_timeline(
     for segment, found in zip(available, labels, strict=True):
         segment.label = found["label"]
     for segment in available:
-        own = "audio" if segment.kind == "audio" else "frames"
+        own = {"audio": "audio", "species": "audio_species"}.get(segment.kind, "frames")
         assert segment.point is not None
         for name, modality in modalities.items():
             if name == own or not modality.available or modality.point is None:
@@ -640,24 +742,250 @@ def _fill_timeline(
                 segment.mass_within_km[name] = mass[CONSISTENT_RADIUS_KM]
 
 
-def _species_step(
+@dataclass
+class _SpeciesRun:
+    """BirdNET's windows of the clip, the range model, and (when species were heard) the
+    clip's species-range result and per-species terms."""
+
+    windows: Any
+    range_model: Any
+    heard: Any = None
+    location: Any = None
+    terms: Any = None
+    reason: str | None = None
+
+
+def _birdnet_windows(
     clip: Path,
     media: MediaInfo,
-    modalities: dict[str, ModalityResult],
-    week: int,
     models: CheckModels,
+    options: CheckOptions,
     progress: Progress | None,
-) -> tuple[dict[str, Any] | None, str | None]:
-    from ..species.detections import DEFAULT_MIN_CONFIDENCE
-    from ..species.evidence import ResolvedPlace, evidence_from_windows
-
+) -> tuple[_SpeciesRun | None, str | None]:
+    """BirdNET over the clip's 3 s windows once (species modality, timeline and table)."""
+    if not options.species:
+        return None, "turned off with --no-species"
     if not media.has_audio:
         return None, "no audio track"
     birdnet, range_model, why = models.species()
     if birdnet is None:
         return None, why
-    _tell(progress, 0.82, "species: BirdNET over 3 s windows")
-    windows = birdnet.windows(clip)
+    _tell(progress, 0.3, "species: BirdNET over 3 s windows")
+    return _SpeciesRun(birdnet.windows(clip), range_model), None
+
+
+def _species_modality(
+    run: _SpeciesRun | None,
+    why: str | None,
+    models: CheckModels,
+    options: CheckOptions,
+    week: int,
+    progress: Progress | None,
+) -> ModalityResult:
+    """The ``audio_species`` modality: BirdNET's species (weighted by their window
+    probabilities, as ``locate --method birdnet-range``) -> ``locate_species`` over the
+    check's gallery in the clip's week. No species heard (a short or quiet clip too) makes it
+    unavailable with reason "no species heard"."""
+    from ..species.evidence import heard_species
+    from ..species.likelihood import locate_species
+
+    name = "audio_species"
+    if run is None:
+        return ModalityResult(name, False, why)
+    heard = heard_species(run.windows.probs, run.windows.labels)
+    run.heard = heard
+    if len(heard) == 0:
+        run.reason = NO_SPECIES_REASON
+        return ModalityResult(
+            name,
+            False,
+            NO_SPECIES_REASON,
+            details={
+                "n_windows": len(run.windows),
+                "min_prob": heard.min_prob,
+                "highest_probability": round(heard.best, 4),
+            },
+        )
+    _tell(progress, 0.4, f"species: {len(heard)} species x range model")
+    assert models.gallery is not None
+    try:
+        location = locate_species(
+            heard.names,
+            run.range_model,
+            models.gallery,
+            week=week,
+            radius_km=TOP_RADIUS_KM,
+            k=options.top_k,
+            weights=heard.weights,
+        )
+    except InputError as exc:  # none of the heard species is in the range model
+        run.reason = str(exc)
+        return ModalityResult(name, False, str(exc))
+    run.location = location
+    from .species_rule import species_terms
+
+    run.terms = species_terms(
+        location.match.matched,
+        location.weights,
+        run.range_model,
+        models.coords,
+        week,
+    )
+    details = {
+        "species": [
+            {"scientific": n, "weight": round(float(w), 6)}
+            for n, w in zip(heard.names, heard.weights, strict=True)
+        ],
+        "matched": list(location.match.matched),
+        "unmatched": list(location.match.unmatched),
+        "weights": f"{heard.mode}: BirdNET window probability, species >= {heard.min_prob:g}",
+        "likelihood": location.model,
+        "area_prior": location.area_prior,
+        "week": int(week),
+        "range_model": "birdnet",
+        "n_windows": len(run.windows),
+    }
+    source = f"{len(heard)} species heard by BirdNET V2.4"
+    return _distribution_result(name, location.probs, models, options.top_k, source, details)
+
+
+def _species_segments(
+    run: _SpeciesRun | None, models: CheckModels, options: CheckOptions
+) -> list[Segment]:
+    """The timeline of the species modality: each ``segment_s`` slice of BirdNET's windows
+    gets its own species (and weights) and so its own posterior, from the same per-species
+    terms, likelihood and area prior as the clip's ``locate_species`` call."""
+    from ..species.evidence import heard_species
+    from ..species.likelihood import score_map
+
+    if run is None or len(run.windows) == 0 or run.heard is None:
+        return []
+    windows = run.windows
+    centres = (windows.start_s + windows.end_s) / 2.0
+    slot = np.floor(centres / options.segment_s).astype(np.int64)
+    terms = run.terms
+    prior = _species_log_prior(models)
+    model = "draw" if run.location is None else str(run.location.model)
+    segments = []
+    for i, value in enumerate(np.unique(slot)):
+        rows = np.flatnonzero(slot == value)
+        heard = heard_species(windows.probs[rows], windows.labels)
+        segment = Segment(
+            kind="species",
+            index=i,
+            start_s=float(windows.start_s[rows].min()),
+            end_s=float(windows.end_s[rows].max()),
+            n_windows=len(rows),
+            species=list(heard.names),
+        )
+        weights = dict(zip(heard.names, heard.weights, strict=True))
+        usable = [] if terms is None else [n for n in terms.names if n in weights]
+        if terms is None or not usable:
+            segment.available = False
+            missing = run.reason or "not in the range model"
+            segment.reason = NO_SPECIES_REASON if not heard.names else missing
+        else:
+            w = np.array([weights.get(n, 0.0) for n in terms.names])
+            probs = score_map(terms.likelihood_for(w, model) + prior)
+            segment.probs = probs
+            segment.point, segment.probability = _segment_top(models, probs)
+        segments.append(segment)
+    return segments
+
+
+def _species_log_prior(models: CheckModels) -> np.ndarray | float:
+    """The prior ``locate_species`` puts over the check's gallery (area, and recording
+    effort where the library has it), for the species segments."""
+    from ..species import likelihood
+
+    if models.gallery is None:
+        return 0.0
+    if hasattr(likelihood, "gallery_log_prior"):
+        log_prior, _area, _effort = likelihood.gallery_log_prior(models.gallery)
+        return np.asarray(log_prior, dtype=np.float64)
+    if likelihood._is_regular_grid(models.gallery):
+        return likelihood.area_log_prior(models.coords)
+    return 0.0
+
+
+def _species_judgements(
+    run: _SpeciesRun | None, modalities: dict[str, ModalityResult]
+) -> dict[str, Any]:
+    """The species rule (:mod:`.species_rule`) at the claimed place and the GPS tag."""
+    from ..species.evidence import range_probabilities
+    from .species_rule import judge_place
+
+    out: dict[str, Any] = {}
+    if run is None or run.terms is None:
+        return out
+    for name in ("claimed", "metadata_gps"):
+        modality = modalities.get(name)
+        if modality is None or not modality.available or modality.point is None:
+            continue
+        place = modality.details.get("place", {}).get("name") if name == "claimed" else None
+        label = place or (modality.top[0].get("label") if modality.top else "") or name
+        probs, _ = range_probabilities(
+            run.range_model, run.terms.names, modality.point[0], modality.point[1],
+            run.terms.week,
+        )  # fmt: skip
+        model = "draw" if run.location is None else str(run.location.model)
+        out[name] = judge_place(run.terms, modality.point, probs, place=str(label), model=model)
+    return out
+
+
+def _fused_step(
+    audio: ModalityResult,
+    cosine: np.ndarray | None,
+    run: _SpeciesRun | None,
+    models: CheckModels,
+    options: CheckOptions,
+    clip_synthetic: bool,
+) -> ModalityResult:
+    """``audio_fused``: AG-CLIP x species (:func:`~geoforensics.core.species.fusion.fuse`,
+    the model folder's weight or the default) with the gallery prior, when both exist and
+    the model knows real sound (or the clip is SYNTHETIC). It combines two modalities already
+    in the check, so its pairs are shown but not counted a second time."""
+    from ..species.fusion import fuse
+
+    name = "audio_fused"
+    if not audio.available or cosine is None:
+        return ModalityResult(name, False, "needs an AG-CLIP model (--model)")
+    if run is None or run.location is None:
+        return ModalityResult(name, False, "needs species evidence (none heard or BirdNET off)")
+    knows = models.training is not None and models.training.knows_real_sound
+    if not (knows or clip_synthetic):
+        return ModalityResult(
+            name,
+            False,
+            f"the AG-CLIP model is {models.training.label() if models.training else ''}",
+        )
+    weight = models.fusion_weight
+    log_fused = fuse(cosine, run.location.log_likelihood, weight, models.temperature)
+    probs = _softmax_rows(log_fused, models.log_prior)
+    details = {"fusion_weight": weight, "temperature": models.temperature}
+    result = _distribution_result(
+        name, probs, models, options.top_k, f"AG-CLIP x species (w = {weight:g})", details
+    )
+    result.evidence = False
+    result.evidence_note = "combines the two audio modalities above; not counted twice"
+    return result
+
+
+def _species_step(
+    run: _SpeciesRun | None,
+    why: str | None,
+    modalities: dict[str, ModalityResult],
+    week: int,
+    progress: Progress | None,
+) -> tuple[dict[str, Any] | None, str | None]:
+    from ..species.detections import DEFAULT_MIN_CONFIDENCE
+    from ..species.evidence import ResolvedPlace, evidence_from_windows
+
+    if run is None:
+        return None, why
+    range_model = run.range_model
+    windows = run.windows
+    _tell(progress, 0.82, "species: range probabilities at the places")
     base = evidence_from_windows(windows, threshold=DEFAULT_MIN_CONFIDENCE)
     heard = []
     for finding in base.findings:
@@ -673,7 +1001,7 @@ def _species_step(
             row.pop(key, None)
         heard.append(row)
     places: dict[str, Any] = {}
-    for name in ("claimed", "metadata_gps", "audio"):
+    for name in ("claimed", "metadata_gps", "audio_species", "audio"):
         modality = modalities.get(name)
         if modality is None or not modality.available or modality.point is None:
             continue
@@ -713,6 +1041,23 @@ def _species_step(
         "heard": heard,
         "places": places,
     }, None
+
+
+def _apply_species_rule(discrepancies: list[Any], judgements: dict[str, Any]) -> None:
+    """Re-judge the species modality's pairs with the claimed place and the GPS tag by the
+    species rule (:func:`.species_rule.species_pair_status`): one stray species never makes
+    a mismatch."""
+    from .species_rule import species_pair_status
+
+    for d in discrepancies:
+        if "audio_species" not in (d.first, d.second) or d.mass_within is None:
+            continue
+        other = d.second if d.first == "audio_species" else d.first
+        if other not in ("claimed", "metadata_gps"):
+            continue
+        d.status, d.reason = species_pair_status(
+            d.mass_within, d.concentration, d.distance_km, judgements.get(other)
+        )
 
 
 # --------------------------------------------------------------------------------- main
@@ -755,10 +1100,26 @@ def run_check(
         when, date_source = media.creation_time.date(), "container creation time"
     week = YEAR_ROUND if when is None else date_to_week(when)
 
-    audio, audio_segments = _audio_step(path, media, models, options, progress)
+    tags = {str(k): str(v) for k, v in (media.tags or {}).items()}
+    notes = [
+        f"the clip's {k} tag says it is SYNTHETIC"
+        for k, v in tags.items()
+        if "synthetic" in v.lower()
+    ]
+    clip_synthetic = bool(notes)
+
+    run, species_why = _birdnet_windows(path, media, models, options, progress)
+    audio_species = _species_modality(run, species_why, models, options, week, progress)
+    species_segments = _species_segments(run, models, options)
+    audio, audio_segments, cosine = _audio_step(
+        path, media, models, options, progress, clip_synthetic
+    )
+    fused = _fused_step(audio, cosine, run, models, options, clip_synthetic)
     frames, frame_segments = _frames_step(path, media, models, options, progress)
     text = _text_step(media, models, options, progress)
     modalities = {
+        "audio_species": audio_species,
+        "audio_fused": fused,
         "audio": audio,
         "frames": frames,
         "text": text,
@@ -766,24 +1127,34 @@ def run_check(
         "claimed": claimed,
     }
     _tell(progress, 0.78, "comparing modalities")
-    timeline = [*audio_segments, *frame_segments]
+    timeline = [*species_segments, *audio_segments, *frame_segments]
     _fill_timeline(timeline, modalities, models.coords)
     discrepancies = compare_modalities(modalities, models.coords, prior=np.exp(models.log_prior))
+    judgements = _species_judgements(run, modalities)
+    _apply_species_rule(discrepancies, judgements)
     verdict = decide_verdict(discrepancies, modalities)
-    species, species_note = None, None
-    if options.species:
-        species, species_note = _species_step(path, media, modalities, week, models, progress)
-    else:
-        species_note = "turned off with --no-species"
+    verdict.thresholds.update(rule_constants())
+    species, species_note = _species_step(run, species_why, modalities, week, progress)
+    if species is not None:
+        species["judgements"] = {k: j.as_dict() for k, j in judgements.items()}
+        species["used"] = (
+            None
+            if run is None or run.heard is None
+            else {
+                "names": list(run.heard.names),
+                "weights": [round(float(w), 6) for w in run.heard.weights],
+                "mode": run.heard.mode,
+                "min_prob": run.heard.min_prob,
+            }
+        )
 
     clip_status = _clip_status(options.clip_weights)
     media_dict = media.as_dict()
-    tags = {str(k): str(v) for k, v in (media.tags or {}).items()}
-    notes = [
-        f"the clip's {k} tag says it is SYNTHETIC"
-        for k, v in tags.items()
-        if "synthetic" in v.lower()
-    ]
+    from ..audio.decode import decode_report
+
+    damage = decode_report(path)  # the audio decoded only up to damaged data
+    if damage is not None:
+        notes.append(damage.message())
     report = CheckReport(
         clip=path,
         modalities=modalities,
@@ -796,7 +1167,9 @@ def run_check(
         species_note=species_note,
         inputs={
             "clip": {"path": str(path), "sha256": media.sha256, "size_bytes": media.size_bytes},
-            "audio_model": {
+            "audio_model": None
+            if models.model_dir is None
+            else {
                 "path": str(models.model_dir / "model.safetensors"),
                 "sha256": models.model_sha256,
             },
@@ -808,7 +1181,12 @@ def run_check(
                 "mlp": "GeoCLIP image MLP (geoclip wheel)",
                 "used": models._clip is not None,
             },
-            "species": {"name": "BirdNET V2.4", "used": species is not None, "note": species_note},
+            "species": {
+                "name": "BirdNET V2.4",
+                "range_model": "BirdNET V2.4 range model",
+                "used": species is not None,
+                "note": species_note,
+            },
             "location_space": {
                 "name": models.location_encoder,
                 "gallery": models.gallery_name,

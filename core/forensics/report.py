@@ -30,7 +30,7 @@ REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
 TIMELINE_PNG = "timeline.png"
 #: Distribution modalities that get a map of their own.
-MAPPED: tuple[str, ...] = ("audio", "frames", "text")
+MAPPED: tuple[str, ...] = ("audio_species", "audio_fused", "audio", "frames", "text")
 
 _URL = re.compile(r"\b(?:https?|ftp)://", re.IGNORECASE)
 
@@ -135,6 +135,9 @@ def _modality_rows(report: CheckReport) -> str:
         else:
             where, score, state = "–", "–", "no"
         source = _text(m.source) if m.available else f"<span class='muted'>{_text(m.reason)}</span>"
+        if m.available and m.evidence_note:
+            flag = "NOT EVIDENCE: " if not m.evidence else "note: "
+            source += f"<br><b class='s-mismatch'>{_text(flag + m.evidence_note)}</b>"
         rows.append(
             f"<tr><td>{swatch}{_text(m.label)}</td><td>{state}</td><td>{where}</td>"
             f"<td class='num'>{score}</td><td>{source}</td></tr>"
@@ -204,14 +207,18 @@ def _timeline_table(report: CheckReport) -> str:
         return "<p class='muted'>No timeline (no audio windows and no keyframes).</p>"
     references = [
         n
-        for n in ("audio", "frames", "text", "metadata_gps", "claimed")
+        for n in ("audio_species", "audio", "frames", "text", "metadata_gps", "claimed")
         if any(n in s.distance_km for s in report.timeline)
     ]
     head = "".join(f"<th>km to {_text(MODALITY_LABELS.get(n, n))}</th>" for n in references)
     rows = []
     for s in report.timeline:
-        span = f"{s.start_s:.1f}–{s.end_s:.1f} s" if s.kind == "audio" else f"{s.start_s:.1f} s"
-        what = f"audio ({s.n_windows} windows)" if s.kind == "audio" else "keyframe"
+        span = f"{s.start_s:.1f}–{s.end_s:.1f} s" if s.kind != "frame" else f"{s.start_s:.1f} s"
+        what = {
+            "audio": f"audio AG-CLIP ({s.n_windows} windows)",
+            "species": f"audio species ({s.n_windows} windows): "
+            + (", ".join(s.species) or "none"),
+        }.get(s.kind, "keyframe")
         if s.available and s.point is not None:
             where = (
                 f"{_text(s.label)}<br><span class='muted'>{s.point[0]:.2f}, {s.point[1]:.2f}</span>"
@@ -265,6 +272,16 @@ def _species_section(report: CheckReport) -> str:
     if not heard:
         parts.append("<p class='muted'>BirdNET heard no species above the threshold.</p>")
         return "".join(parts)
+    judged = species.get("judgements") or {}
+    if judged:
+        parts.append(
+            "<ul class='reasons'>"
+            + "".join(
+                f"<li>at the {_text(MODALITY_LABELS.get(n, n))}: {_text(j.get('summary'))}</li>"
+                for n, j in judged.items()
+            )
+            + "</ul>"
+        )
     places = species.get("places") or {}
     head = "".join(f"<th>range p at {_text(MODALITY_LABELS.get(n, n))}</th>" for n in places)
     rows = []
@@ -359,8 +376,15 @@ consistent_min_mass of it lies within consistent_radius_km, or consistent_wide_m
 mismatch_radius_km; it contradicts a place when at most
 mismatch_max_mass lies within mismatch_radius_km while at least concentrated_min_mass lies
 within that radius of its own top place; two points agree within point_consistent_km and
-contradict beyond point_mismatch_km. Any contradiction gives “mismatch”; all pairs agreeing
-(the audio among them) gives “consistent”; anything else “inconclusive”.</p>
+contradict beyond point_mismatch_km. The audio species modality contradicts a place only
+when at least species_min_absent heard species have range probability below
+species_absent_below there, they hold more than species_absent_majority of the heard
+species' confidence, and the place stays at most species_max_robust_ratio as likely as the
+best place after dropping the most damaging species (one stray BirdNET detection never
+decides). Pairs with a modality that is not evidence (an AG-CLIP model trained on a
+SYNTHETIC world applied to a real clip, the fused audio) are shown but not counted. Any
+counted contradiction gives “mismatch”; all counted pairs agreeing (an audio modality among
+them) gives “consistent”; anything else “inconclusive”.</p>
 <h2>Modalities</h2>
 {_modality_rows(report)}
 {_top_tables(report)}

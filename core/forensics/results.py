@@ -17,7 +17,7 @@ from .discrepancy import MODALITY_LABELS, Discrepancy, Verdict
 
 #: ``report.json`` format name and version.
 REPORT_FORMAT = "geoforensics-check-report"
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 
 
 def _round(value: float | None, digits: int = 6) -> float | None:
@@ -26,7 +26,12 @@ def _round(value: float | None, digits: int = 6) -> float | None:
 
 @dataclass
 class ModalityResult:
-    """One modality of a clip: ``audio``, ``frames``, ``text``, ``metadata_gps``, ``claimed``.
+    """One modality of a clip: ``audio_species``, ``audio_fused``, ``audio`` (AG-CLIP),
+    ``frames``, ``text``, ``metadata_gps``, ``claimed``.
+
+    ``evidence`` False (with ``evidence_note`` saying why, e.g. an AG-CLIP model trained on a
+    SYNTHETIC world applied to a real clip) keeps the modality out of the verdict: it is
+    shown, labelled, and compared, but its pairs are not counted.
 
     ``available`` False comes with ``reason`` (what is missing and how to fix it). ``point``
     is the top-1 place (lat, lon); ``top`` the top-k places best first (``lat``, ``lon``,
@@ -45,6 +50,8 @@ class ModalityResult:
     probs: np.ndarray | None = None
     source: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    evidence: bool = True
+    evidence_note: str | None = None
 
     @property
     def label(self) -> str:
@@ -68,13 +75,18 @@ class ModalityResult:
             "point": None if self.point is None else [float(self.point[0]), float(self.point[1])],
             "top": [dict(row) for row in self.top],
             "details": dict(self.details),
+            "evidence": self.evidence,
+            "evidence_note": self.evidence_note,
         }
 
 
 @dataclass
 class Segment:
-    """One entry of the clip's timeline: an audio segment (windows grouped by their centre
-    into ``segment_s`` slices) or a keyframe (``start_s`` = ``end_s`` = its time).
+    """One entry of the clip's timeline: an audio segment (``kind`` ``audio`` for AG-CLIP's
+    windows, ``species`` for BirdNET's, grouped by their centre into ``segment_s`` slices) or
+    a keyframe (``frame``; ``start_s`` = ``end_s`` = its time). A species segment lists the
+    ``species`` heard in it (scientific names) and is unavailable ("no species heard") when
+    there are none.
 
     ``point`` is its top-1 place, ``probability`` the mass within the region radius of it,
     ``label`` the nearest named place. ``distance_km`` maps each reference modality
@@ -98,6 +110,7 @@ class Segment:
     mass_within_km: dict[str, float] = field(default_factory=dict)
     probs: np.ndarray | None = None
     image: np.ndarray | None = None
+    species: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready fields (no arrays)."""
@@ -114,6 +127,7 @@ class Segment:
             "n_windows": self.n_windows,
             "distance_km": {k: round(v, 1) for k, v in self.distance_km.items()},
             "mass_within_750km": {k: round(v, 6) for k, v in self.mass_within_km.items()},
+            "species": list(self.species),
         }
 
 

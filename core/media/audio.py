@@ -18,7 +18,8 @@ def load_media_audio(
 
     Decoding is :func:`geoforensics.core.audio.load_audio` (libsndfile or ffmpeg, bounded
     memory while decoding); the file is probed first so that a video without sound fails with
-    ``has no audio track`` and a truncated file fails as truncated (:class:`MediaDecodeError`).
+    ``has no audio track`` (:class:`MediaDecodeError`). A truncated or corrupt file gives the
+    audio before the damage (see :func:`geoforensics.core.audio.decode.decode_report`).
     """
     checked = _checked_path(path)
     parsed = probe_streams(checked)

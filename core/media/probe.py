@@ -8,7 +8,8 @@ Its stderr starts with the usual ``Input #0`` description (container, ``Duration
 lines, ``Metadata`` blocks), which :func:`parse_ffmpeg_info` turns into a
 :class:`ProbeResult` (a pure function, tested on captured text). The ``-c copy -f null`` part
 then reads every packet without decoding, so a file cut short after its header (an MP4 whose
-index sits in front of the media data) is reported as truncated, not described as whole.
+index sits in front of the media data) is described with its ``damage`` (ffmpeg's message), not
+as whole; the audio and frames before the damage stay usable (the decoders stop there).
 """
 
 from __future__ import annotations
@@ -68,6 +69,11 @@ class ProbeResult:
     errors: tuple[str, ...] = ()  # error/fatal-level log lines (with ``-v level+...``)
 
     @property
+    def damage(self) -> str | None:
+        """The first error line saying the data is truncated or corrupt, or ``None``."""
+        return next((line for line in self.errors if _TRUNCATION.search(line)), None)
+
+    @property
     def video(self) -> StreamInfo | None:
         """The first real video stream (cover art does not count)."""
         return next((s for s in self.streams if s.kind == "video" and not s.attached_pic), None)
@@ -93,6 +99,8 @@ class MediaInfo:
     joined with newlines).
     ``creation_time`` and ``gps`` are read from those tags (see :data:`TIME_KEYS`,
     :data:`GPS_KEYS`); MP4 stores creation_time to the second and location to 1e-4 degrees.
+    ``damage`` is ffmpeg's message when the demux pass met truncated or corrupt data (the
+    audio and frames before it still decode), else ``None``.
     """
 
     path: Path
@@ -115,6 +123,7 @@ class MediaInfo:
     rotation_deg: float = 0.0
     start_s: float | None = None
     streams: tuple[StreamInfo, ...] = ()
+    damage: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (path as a string, times in ISO 8601, GPS as [lat, lon])."""
@@ -139,6 +148,7 @@ class MediaInfo:
             "rotation_deg": self.rotation_deg,
             "start_s": self.start_s,
             "streams": [asdict(stream) for stream in self.streams],
+            "damage": self.damage,
         }
 
 
@@ -150,7 +160,8 @@ def probe_media(path: str | os.PathLike[str]) -> MediaInfo:
     """Describe a media file (audio or video): hash, size, streams, duration, tags, GPS, time.
 
     Raises :class:`MediaDecodeError` (one line naming the file) when the file is missing,
-    empty, not media, or truncated.
+    empty, not media, or cut before any stream can be read (an MP4 without its index); a file
+    damaged further on is described, with ``damage`` set.
     """
     checked = _checked_path(path)
     parsed = probe_streams(checked)
@@ -161,7 +172,9 @@ def probe_streams(path: Path) -> ProbeResult:
     """Run ffmpeg over ``path`` (header + a demux pass) and parse it; raise on unusable files.
 
     ``path`` must already be checked (exists, non-empty). No hashing: the cheap part of
-    :func:`probe_media`, shared by the keyframe and audio readers.
+    :func:`probe_media`, shared by the keyframe and audio readers. Truncated or corrupt data
+    after the header is not an error here (see :attr:`ProbeResult.damage`), unless the file
+    holds no stream at all.
     """
     command = [_ffmpeg_exe(path), "-nostdin", "-hide_banner", "-nostats", "-v", "level+info"]
     command += ["-i", str(path), "-map", "0:v?", "-map", "0:a?", "-c", "copy", "-f", "null", "-"]
@@ -182,9 +195,8 @@ def probe_streams(path: Path) -> ProbeResult:
     if parsed.container is None:
         lines = [line for line in text.splitlines() if line.strip()]
         raise MediaDecodeError(f"{path}: {_ffmpeg_problem(lines, result.returncode, True)}")
-    truncated = [line for line in parsed.errors if _TRUNCATION.search(line)]
-    if truncated:
-        raise MediaDecodeError(f"{path}: truncated or corrupt media data (ffmpeg: {truncated[0]})")
+    if parsed.damage is not None and not parsed.streams:
+        raise MediaDecodeError(f"{path}: truncated or corrupt media data (ffmpeg: {parsed.damage})")
     return parsed
 
 
@@ -213,6 +225,7 @@ def media_info_from(parsed: ProbeResult, path: Path, sha256: str, size_bytes: in
         rotation_deg=0.0 if video is None else video.rotation_deg,
         start_s=parsed.start_s,
         streams=parsed.streams,
+        damage=parsed.damage,
     )
 
 

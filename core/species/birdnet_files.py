@@ -83,7 +83,7 @@ def interpreter(kind: str, num_threads: int = 2, preserve_all_tensors: bool = Fa
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         raise WeightsNotFoundError(f"the TFLite runtime is missing: {INSTALL_HINT}") from None
-    with _native_stderr_silenced():
+    with native_stderr_silenced():
         runner = Interpreter(
             model_path=str(path),
             num_threads=num_threads,
@@ -94,7 +94,7 @@ def interpreter(kind: str, num_threads: int = 2, preserve_all_tensors: bool = Fa
 
 
 @contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
+def native_stderr_silenced() -> Iterator[None]:
     """Point file descriptor 2 at /dev/null for one block.
 
     The TFLite runtime prints ``INFO: Created TensorFlow Lite XNNPACK delegate for CPU.`` from

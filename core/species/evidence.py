@@ -489,6 +489,58 @@ def species_evidence(
     )
 
 
+@dataclass(frozen=True)
+class HeardSpecies:
+    """The species BirdNET heard in some windows, as a species-range query.
+
+    ``names`` (scientific, most probable first) with ``weights`` from
+    :func:`~.likelihood.weights_from_probs` over the windows' probabilities (pooled by the
+    maximum over windows); ``best`` the highest probability of any column considered (0 for
+    no windows).
+    """
+
+    names: list[str]
+    weights: np.ndarray
+    best: float
+    mode: str
+    min_prob: float
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+#: How ``locate --method birdnet-range`` and ``check`` weight BirdNET's species by default.
+DEFAULT_HEARD_MODE = "weighted"
+DEFAULT_HEARD_MIN_PROB = 0.1
+
+
+def heard_species(
+    probs: np.ndarray,
+    labels: Sequence[tuple[str, str]],
+    mode: str = DEFAULT_HEARD_MODE,
+    min_prob: float | None = DEFAULT_HEARD_MIN_PROB,
+    species_only: bool = True,
+) -> HeardSpecies:
+    """Species and weights heard in BirdNET windows (``probs`` (W, S), ``labels`` their
+    (scientific, common) names): the query ``locate --method birdnet-range`` and ``check``
+    score against a range model. ``species_only`` ignores BirdNET's non-species sound classes
+    (Siren, Human vocal, Engine, ...). No windows, or nothing above ``min_prob``, gives an
+    empty result (not an error): a short or quiet recording has no species evidence."""
+    from .likelihood import DEFAULT_MIN_PROB, weights_from_probs
+
+    threshold = DEFAULT_MIN_PROB[mode] if min_prob is None else float(min_prob)
+    values = np.asarray(probs, dtype=np.float64)
+    if values.ndim != 2 or values.shape[0] == 0:
+        return HeardSpecies([], np.zeros(0), 0.0, mode, threshold)
+    if species_only:
+        drop = [i for i, (scientific, _) in enumerate(labels) if is_sound_class(scientific)]
+        values = values.copy()
+        values[:, drop] = 0.0
+    picked = weights_from_probs(values, mode, threshold)
+    names = [labels[i][0] for i in picked.indices]
+    return HeardSpecies(names, picked.weights, float(values.max()), mode, threshold)
+
+
 def _with(finding: SpeciesFinding, **changes: Any) -> SpeciesFinding:
     from dataclasses import replace
 
@@ -564,6 +616,8 @@ def evidence_payload(
 
 
 __all__ = [
+    "DEFAULT_HEARD_MIN_PROB",
+    "DEFAULT_HEARD_MODE",
     "NOTE_EXPECTED",
     "NOTE_OUT_OF_SEASON",
     "NOTE_SOUND_CLASS",
@@ -571,12 +625,14 @@ __all__ = [
     "NOTE_UNMATCHED",
     "SOUND_CLASSES",
     "UNEXPECTED_BELOW",
+    "HeardSpecies",
     "ResolvedPlace",
     "SpeciesEvidence",
     "SpeciesFinding",
     "evidence_from_windows",
     "evidence_payload",
     "format_evidence",
+    "heard_species",
     "is_sound_class",
     "parse_latlon",
     "range_probabilities",

@@ -25,10 +25,19 @@ but flat (or wrong) when BirdNET heard nothing useful. Multiplying keeps the pla
 plausible; a species list with no information (nothing heard, a flat row) leaves AG-CLIP's
 ranking unchanged.
 
-Choosing ``w`` (:func:`choose_fusion_weight`): on validation recordings with known places,
-every weight of a small grid (:data:`DEFAULT_FUSION_WEIGHTS`, including 0 and ``inf`` so that
-each expert alone is a candidate) is scored by the median great-circle error of the fused
-top-1 gallery point, and the weight with the lowest median wins (ties: the smaller weight).
+Choosing ``w`` (:func:`choose_fusion_weight`, the one rule the benchmark and the library
+share, :func:`best_weight_index`): on validation recordings with known places, every weight
+of a small grid (:data:`DEFAULT_FUSION_WEIGHTS`, including 0 and ``inf`` so that each expert
+alone is a candidate) is scored by its accuracy over the country-to-continent band (the mean
+of the accuracies at :data:`CHOICE_BAND_KM`, nine log-spaced radii from 750 to 2,500 km,
+where fusion must not lose to either expert); ties go to the lower median error, then the
+smaller weight. Two thresholds alone proved too coarse on small validation splits (they tied
+several weights and the median then picked one that lost to the species expert).
+
+The weight ``check`` uses (:func:`fusion_weight_for_model`): the one recorded in the model
+folder (``fusion.json`` ``{"fusion_weight": w}`` or ``model.json``'s
+``config.extra.fusion_weight``, written after a calibration) or else
+:data:`DEFAULT_FUSION_WEIGHT`.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -48,11 +58,20 @@ if TYPE_CHECKING:
     from ..geo.gallery import Gallery
 
 #: Grid of :func:`choose_fusion_weight`: 0 (AG-CLIP alone) ... inf (species alone).
-DEFAULT_FUSION_WEIGHTS: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, math.inf)
-#: Default weight of the CLI (``locate --method fused``): the plain product of experts.
+DEFAULT_FUSION_WEIGHTS: tuple[float, ...] = (
+    0.0, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, math.inf,
+)  # fmt: skip
+#: Default weight of ``locate --method fused`` and ``check`` when the model folder records
+#: none: the plain product of experts.
 DEFAULT_FUSION_WEIGHT = 1.0
 #: Accuracy thresholds reported beside the median (country, continent scale), km.
 REPORT_THRESHOLDS_KM: tuple[float, ...] = (750.0, 2500.0)
+#: The band the weight is chosen on: nine log-spaced radii from 750 to 2,500 km.
+CHOICE_BAND_KM: tuple[float, ...] = tuple(
+    float(r) for r in np.round(np.geomspace(750.0, 2500.0, 9), 1)
+)
+#: File in a model folder recording a calibrated fusion weight.
+FUSION_FILE = "fusion.json"
 #: Gallery entries handled at once when scoring many recordings (~32 MB of float64).
 _CHUNK_ENTRIES = 1 << 22
 
@@ -159,7 +178,8 @@ class FusionChoice:
     """The result of :func:`choose_fusion_weight`.
 
     ``weight`` is the chosen weight; ``weights`` the grid (ascending), with the validation
-    ``median_km`` of each and ``accuracy[threshold_km]`` (fraction within 750 and 2,500 km,
+    ``median_km`` of each, ``band_accuracy`` (mean accuracy over :data:`CHOICE_BAND_KM`, the
+    choice criterion) and ``accuracy[threshold_km]`` (fraction within 750 and 2,500 km,
     country and continent scale) per weight.
     """
 
@@ -168,6 +188,7 @@ class FusionChoice:
     median_km: np.ndarray
     accuracy: dict[float, np.ndarray] = field(default_factory=dict)
     count: int = 0
+    band_accuracy: np.ndarray | None = None
 
     def rows(self) -> list[dict[str, Any]]:
         """One JSON-ready row per grid weight (``weight`` is a string for ``inf``)."""
@@ -178,6 +199,8 @@ class FusionChoice:
                 "median_km": float(self.median_km[i]),
                 "chosen": w == self.weight,
             }
+            if self.band_accuracy is not None:
+                row["band_accuracy"] = float(self.band_accuracy[i])
             for threshold, values in self.accuracy.items():
                 row[f"acc@{threshold:g}km"] = float(values[i])
             out.append(row)
@@ -209,6 +232,57 @@ def fused_top1(
     return out
 
 
+def band_accuracy(errors_km: ArrayLike) -> float:
+    """Mean accuracy of ``errors_km`` over the radii of :data:`CHOICE_BAND_KM`."""
+    errors = np.asarray(errors_km, dtype=np.float64).reshape(-1, 1)
+    band = np.asarray(CHOICE_BAND_KM)[None, :]
+    return float(np.mean(errors <= band)) if errors.size else 0.0
+
+
+def best_weight_index(band: ArrayLike, median_km: ArrayLike) -> int:
+    """The fusion-weight rule: index of the highest band accuracy, ties by the lower median
+    error, then the earlier (smaller) weight of an ascending grid."""
+    accuracy = np.asarray(band, dtype=np.float64).reshape(-1)
+    medians = np.asarray(median_km, dtype=np.float64).reshape(-1)
+    if accuracy.size == 0 or accuracy.size != medians.size:
+        raise InputError("fusion: no weights to choose from")
+
+    def key(i: int) -> tuple[float, float, int]:
+        return (-round(float(accuracy[i]), 12), round(float(medians[i]), 6), i)
+
+    return min(range(accuracy.size), key=key)
+
+
+def fusion_weight_for_model(model_dir: str | Path | None) -> float:
+    """The fusion weight recorded in a model folder (``fusion.json`` or ``model.json``'s
+    ``config.extra.fusion_weight``), else :data:`DEFAULT_FUSION_WEIGHT`; a value that is not
+    a number >= 0 (``"inf"`` allowed) is ignored."""
+    import json
+
+    if model_dir is None:
+        return DEFAULT_FUSION_WEIGHT
+    folder = Path(model_dir)
+    candidates: list[Any] = []
+    for name, path in ((FUSION_FILE, ("fusion_weight",)), ("model.json", ("config", "extra"))):
+        try:
+            data = json.loads((folder / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        for key in path:
+            data = data.get(key) if isinstance(data, dict) else None
+        if name == "model.json" and isinstance(data, dict):
+            data = data.get("fusion_weight")
+        candidates.append(data)
+    for value in candidates:
+        try:
+            weight = float(value)
+        except (TypeError, ValueError):
+            continue
+        if not math.isnan(weight) and weight >= 0:
+            return weight
+    return DEFAULT_FUSION_WEIGHT
+
+
 def choose_fusion_weight(
     agclip_scores: ArrayLike,
     species_loglik: ArrayLike,
@@ -217,13 +291,13 @@ def choose_fusion_weight(
     weights: Sequence[float] = DEFAULT_FUSION_WEIGHTS,
     temperature: float | None = None,
 ) -> FusionChoice:
-    """The fusion weight with the lowest median error on validation recordings.
+    """The fusion weight chosen on validation recordings by :func:`best_weight_index`.
 
     ``agclip_scores`` (N, G) cosine similarities and ``species_loglik`` (N, G) species
     log-likelihoods over the gallery ``gallery`` (G points, a :class:`Gallery` or (G, 2)
     coordinates); ``truth`` (N, 2) the true places. Each weight of ``weights`` predicts the
-    fused top-1 gallery point; its median great-circle error (and accuracy at country and
-    continent scale) is recorded, and the lowest median wins (ties: the smaller weight).
+    fused top-1 gallery point; its band accuracy, median great-circle error and accuracy at
+    country and continent scale are recorded, and the rule picks one.
     """
     from ..geo.distance import check_coords, haversine_np
 
@@ -238,32 +312,40 @@ def choose_fusion_weight(
             f"fusion: {len(true)} true places for {agclip.shape[0]} recordings (need >= 1 each)"
         )
     medians = np.empty(len(grid), dtype=np.float64)
+    band = np.empty(len(grid), dtype=np.float64)
     accuracy = {t: np.empty(len(grid), dtype=np.float64) for t in REPORT_THRESHOLDS_KM}
     for i, w in enumerate(grid):
         top = fused_top1(agclip, species_loglik, w, coords, temperature)
         errors = haversine_np(coords[top], true)
         medians[i] = float(np.median(errors))
+        band[i] = band_accuracy(errors)
         for threshold, values in accuracy.items():
             values[i] = float(np.mean(errors <= threshold))
-    best = int(np.argmin(medians))  # first minimum: the smallest weight among ties
+    best = best_weight_index(band, medians)
     return FusionChoice(
         weight=grid[best],
         weights=tuple(grid),
         median_km=medians,
         accuracy=accuracy,
         count=len(true),
+        band_accuracy=band,
     )
 
 
 __all__ = [
+    "CHOICE_BAND_KM",
     "DEFAULT_FUSION_WEIGHT",
     "DEFAULT_FUSION_WEIGHTS",
+    "FUSION_FILE",
     "REPORT_THRESHOLDS_KM",
     "FusionChoice",
     "agclip_log_probs",
     "agclip_temperature",
+    "band_accuracy",
+    "best_weight_index",
     "choose_fusion_weight",
     "fuse",
     "fused_top1",
+    "fusion_weight_for_model",
     "log_normalise",
 ]
