@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -66,6 +67,30 @@ def sha256_file(path: str | os.PathLike[str], chunk_bytes: int = 1 << 20) -> str
         while chunk := fh.read(chunk_bytes):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def save_keyed_npy(npy: Path, side: Path, array: np.ndarray, key: dict[str, Any]) -> None:
+    """Cache ``array`` at ``npy`` with a side file holding ``key`` and the file's SHA-256
+    (both written atomically): :func:`load_keyed_npy` returns it only while both match."""
+    save_npy_atomic(npy, array)
+    with atomic_write(side) as fh:
+        json.dump({"key": key, "sha256": sha256_file(npy)}, fh, indent=2)
+
+
+def load_keyed_npy(npy: Path, side: Path, key: dict[str, Any]) -> np.ndarray | None:
+    """The array cached by :func:`save_keyed_npy` under ``key``, or None when it is absent,
+    made for another key, damaged (checksum) or unreadable. No pickle is ever loaded."""
+    if not npy.is_file() or not side.is_file():
+        return None
+    try:
+        meta = json.loads(side.read_text(encoding="utf-8"))
+        if not isinstance(meta, dict) or meta.get("key") != key:
+            return None
+        if meta.get("sha256") != sha256_file(npy):
+            return None
+        return np.load(npy, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
 
 
 def sha256_arrays(*arrays: np.ndarray, extra: str = "") -> str:

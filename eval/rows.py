@@ -13,6 +13,7 @@ Only rows with a real implementation are registered (see :func:`builtin_rows`).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -624,22 +625,25 @@ def predict_with_model(
     return top.coords[:, 0, :], embeddings
 
 
-def _run_trained(context: RowContext) -> RowResult:
-    _, method, h3_res = _TRAINED[context.row.name]
-    model_dir = train_row_model(context, method, h3_res)
-    predictions, embeddings = predict_with_model(context, model_dir, context.data.split("test"))
-    summary_path = model_dir.parent / "summary.json"
-    import json
-
-    summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    extra = {
+def training_extra(model_dir: Path, **fields: Any) -> dict[str, Any]:
+    """A trained row's ``extra``: its model folder, ``fields``, and from the run's
+    ``summary.json`` the best and trained epochs, training seconds and validation metrics."""
+    summary = json.loads((model_dir.parent / "summary.json").read_text(encoding="utf-8"))
+    return {
         "model_dir": str(model_dir.resolve()),
-        "method": method,
+        **fields,
         "best_epoch": summary.get("best_epoch"),
         "epochs_trained": summary.get("epochs_trained"),
         "train_seconds": summary.get("wall_time_s"),
         "val": summary.get("val"),
     }
+
+
+def _run_trained(context: RowContext) -> RowResult:
+    _, method, h3_res = _TRAINED[context.row.name]
+    model_dir = train_row_model(context, method, h3_res)
+    predictions, embeddings = predict_with_model(context, model_dir, context.data.split("test"))
+    extra = training_extra(model_dir, method=method)
     arrays = {} if embeddings is None else {"embeddings": embeddings}
     return context.make_result(predictions, extra, arrays)
 

@@ -43,6 +43,7 @@ from .rows import (
     predict_with_model,
     register_row,
     train_row_model,
+    training_extra,
 )
 
 #: Row -> (label, how to make it available).
@@ -142,17 +143,12 @@ def _run_encoder(context: RowContext) -> RowResult:
     model_dir = train_row_model(context, "agclip", None, overrides)
     data = context.data
     predictions, embeddings = predict_with_model(context, model_dir, data.split("test"))
-    summary = json.loads((model_dir.parent / "summary.json").read_text(encoding="utf-8"))
-    extra: dict[str, Any] = {
-        "model_dir": str(model_dir.resolve()),
-        "encoder": overrides["encoder"],
-        "weights": str(_weights_file(name)),
-        "frozen": name != "encoder-imagenet",
-        "best_epoch": summary.get("best_epoch"),
-        "epochs_trained": summary.get("epochs_trained"),
-        "train_seconds": summary.get("wall_time_s"),
-        "val": summary.get("val"),
-    }
+    extra = training_extra(
+        model_dir,
+        encoder=overrides["encoder"],
+        weights=str(_weights_file(name)),
+        frozen=name != "encoder-imagenet",
+    )
     arrays = {} if embeddings is None else {"embeddings": embeddings}
     return context.make_result(predictions, extra, arrays)
 

@@ -25,7 +25,6 @@ With XCDC data, ``location-encoder-sinr-xcdc`` and ``location-encoder-satclip-xc
 
 from __future__ import annotations
 
-import json
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +40,7 @@ from .rows import (
     predict_with_model,
     register_row,
     train_row_model,
+    training_extra,
 )
 
 if TYPE_CHECKING:
@@ -129,21 +129,16 @@ def _run_trained(context: RowContext) -> RowResult:
     model_dir = train_row_model(context, "agclip", None, overrides)
     index = _model_index(context, model_dir)
     predictions, embeddings = predict_with_model(context, model_dir, data.split("test"), index)
-    summary = json.loads((model_dir.parent / "summary.json").read_text(encoding="utf-8"))
     saved = model_location_encoder(model_dir)
     info = {} if saved is None else saved.pretrain_info
-    extra: dict[str, Any] = {
-        "model_dir": str(model_dir.resolve()),
-        "location_encoder": encoder,
-        "embed_dim": index.dim,
-        "encoder_source": "checkpoint" if checkpoint is not None else "range-model pretraining",
-        "checkpoint": None if checkpoint is None else str(checkpoint),
-        "pretraining": {k: info[k] for k in _PRETRAIN_KEYS if k in info} or None,
-        "best_epoch": summary.get("best_epoch"),
-        "epochs_trained": summary.get("epochs_trained"),
-        "train_seconds": summary.get("wall_time_s"),
-        "val": summary.get("val"),
-    }
+    extra = training_extra(
+        model_dir,
+        location_encoder=encoder,
+        embed_dim=index.dim,
+        encoder_source="checkpoint" if checkpoint is not None else "range-model pretraining",
+        checkpoint=None if checkpoint is None else str(checkpoint),
+        pretraining={k: info[k] for k in _PRETRAIN_KEYS if k in info} or None,
+    )
     arrays = {} if embeddings is None else {"embeddings": embeddings}
     return context.make_result(predictions, extra, arrays)
 

@@ -839,6 +839,21 @@ _OUT_TIME = re.compile(r"^out_time_us=(\d+)\s*$", re.MULTILINE)
 _LEVELLED_ERROR = re.compile(r"\[(?:error|fatal|panic)\]")
 
 
+def _demux_audio(path: Path, verbosity: str) -> subprocess.CompletedProcess[bytes] | None:
+    """ffmpeg copying the first audio track to nowhere (demux only, no decoding), with its
+    packet times on stdout (``-progress``) and its log at ``verbosity`` on stderr; None if it
+    ran past 300 s."""
+    command = [_ffmpeg_exe(path), "-nostdin", "-hide_banner", "-nostats", "-v", verbosity]
+    command += ["-progress", "pipe:1", "-i", str(path)]
+    command += ["-map", "0:a:0", "-c", "copy", "-f", "null", "-"]
+    try:
+        return subprocess.run(
+            command, stdin=subprocess.DEVNULL, capture_output=True, timeout=300, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return None
+
+
 def _declared_seconds(path: Path) -> float | None:
     """The length a damaged file's audio should have had (demux only, no decoding).
 
@@ -846,14 +861,8 @@ def _declared_seconds(path: Path) -> float | None:
     broken inside); the container's duration when the container itself is cut or broken (an
     MP4 whose index lists packets beyond the cut); ``None`` if neither is known.
     """
-    command = [_ffmpeg_exe(path), "-nostdin", "-hide_banner", "-nostats", "-v", "level+info"]
-    command += ["-progress", "pipe:1", "-i", str(path)]
-    command += ["-map", "0:a:0", "-c", "copy", "-f", "null", "-"]
-    try:
-        result = subprocess.run(
-            command, stdin=subprocess.DEVNULL, capture_output=True, timeout=300, check=False
-        )
-    except subprocess.TimeoutExpired:
+    result = _demux_audio(path, "level+info")
+    if result is None:
         return None
     log = result.stderr.decode("utf-8", "replace")
     found = _DURATION.search(log)
@@ -874,14 +883,8 @@ def _audio_track_seconds(path: Path) -> float | None:
     The container's duration is the longest track's (a video may run on past its audio); this
     is the audio's own, within one codec frame of the decoded length. ``None`` if unavailable.
     """
-    command = [_ffmpeg_exe(path), "-nostdin", "-hide_banner", "-nostats", "-v", "error"]
-    command += ["-progress", "pipe:1", "-i", str(path)]
-    command += ["-map", "0:a:0", "-c", "copy", "-f", "null", "-"]
-    try:
-        result = subprocess.run(
-            command, stdin=subprocess.DEVNULL, capture_output=True, timeout=300, check=False
-        )
-    except subprocess.TimeoutExpired:
+    result = _demux_audio(path, "error")
+    if result is None:
         return None
     found = _OUT_TIME.findall(result.stdout.decode("ascii", "replace"))
     if result.returncode != 0 or not found:

@@ -47,6 +47,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError, WeightsNotFoundError
+from .encoders import state_dict_problems
 
 #: CLAP's sample rate (Hz).
 CLAP_SAMPLE_RATE = 48_000
@@ -229,22 +230,7 @@ def _check_audio_state(
     state = {k: v for k, v in state.items() if k.startswith(_AUDIO_PREFIXES)}
     expected = module.state_dict()
     parameters = {name for name, _ in module.named_parameters()}
-    missing = sorted(k for k in expected if k not in state and k in parameters)
-    unexpected = sorted(k for k in state if k not in expected)
-    wrong = sorted(
-        k for k in state if k in expected and tuple(state[k].shape) != tuple(expected[k].shape)
-    )
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing weights (e.g. {', '.join(missing[:3])})")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
-    if wrong:
-        key = wrong[0]
-        problems.append(
-            f"{len(wrong)} shape mismatches (e.g. {key}: file {tuple(state[key].shape)}, "
-            f"config {tuple(expected[key].shape)})"
-        )
+    problems = state_dict_problems(expected, state, required=parameters, against="config")
     if problems:
         raise InputError(f"{source}: does not fit its config.json: " + "; ".join(problems))
     return {k: state.get(k, v) for k, v in expected.items()}
@@ -338,23 +324,9 @@ CLAP_HINT = (
 def hub_snapshot(repo_id: str) -> Path | None:
     """A cached snapshot of ``repo_id`` in the Hugging Face cache holding ``config.json`` and
     ``model.safetensors`` (``refs/main`` first, then the newest), or None. Offline."""
-    from ..vision.weights import hf_cache_dir
+    from ..vision.weights import hub_cache_snapshot
 
-    repo = hf_cache_dir() / ("models--" + repo_id.replace("/", "--"))
-    candidates: list[Path] = []
-    ref = repo / "refs" / "main"
-    if ref.is_file():
-        commit = ref.read_text(encoding="utf-8").strip()
-        if commit:
-            candidates.append(repo / "snapshots" / commit)
-    snapshots = repo / "snapshots"
-    if snapshots.is_dir():
-        others = [p for p in snapshots.iterdir() if p.is_dir() and p not in candidates]
-        candidates.extend(sorted(others, key=lambda p: p.stat().st_mtime, reverse=True))
-    for snapshot in candidates:
-        if not clap_folder_problems(snapshot):
-            return snapshot.resolve()
-    return None
+    return hub_cache_snapshot(repo_id, clap_folder_problems)
 
 
 def find_clap_weights() -> Path:

@@ -465,8 +465,21 @@ def check_state_dict(
 ) -> None:
     """Raise a one-line :class:`InputError` naming ``source`` unless ``state`` has exactly
     ``module``'s keys with matching shapes."""
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state))
+    problems = state_dict_problems(module.state_dict(), state)
+    if problems:
+        raise InputError(f"{source}: does not fit the model: " + "; ".join(problems))
+
+
+def state_dict_problems(
+    expected: dict[str, torch.Tensor],
+    state: dict[str, torch.Tensor],
+    required: set[str] | None = None,
+    against: str = "model",
+) -> list[str]:
+    """What keeps ``state`` from loading into a module whose state dict is ``expected``:
+    missing keys (of ``required`` only, when given), unexpected keys, shape mismatches."""
+    needed = set(expected) if required is None else set(expected) & required
+    missing = sorted(needed - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = sorted(
         key
@@ -482,10 +495,9 @@ def check_state_dict(
         key = wrong[0]
         problems.append(
             f"{len(wrong)} shape mismatches (e.g. {key}: file {tuple(state[key].shape)}, "
-            f"model {tuple(expected[key].shape)})"
+            f"{against} {tuple(expected[key].shape)})"
         )
-    if problems:
-        raise InputError(f"{source}: does not fit the model: " + "; ".join(problems))
+    return problems
 
 
 def load_encoder_weights(module: nn.Module, path: str | os.PathLike[str]) -> nn.Module:

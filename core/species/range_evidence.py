@@ -35,7 +35,7 @@ from numpy.typing import ArrayLike
 
 from ..checklists import YEAR_ROUND, RangeModel
 from ..errors import InputError, WeightsNotFoundError
-from ..fileio import atomic_write, save_npy_atomic, sha256_arrays, sha256_file
+from ..fileio import load_keyed_npy, save_keyed_npy, sha256_arrays
 from ..geo.distance import check_coords
 from ..paths import cache_dir
 
@@ -221,20 +221,10 @@ def _totals_files(model: RangeModel, points: np.ndarray, week: int) -> tuple[Pat
 
 
 def _read_totals(npy: Path, side: Path, info: dict, n: int) -> np.ndarray | None:
-    if not npy.is_file() or not side.is_file():
+    totals = load_keyed_npy(npy, side, info)
+    if totals is None or totals.shape != (n,) or totals.dtype != np.float64:
         return None
-    try:
-        meta = json.loads(side.read_text(encoding="utf-8"))
-        if not isinstance(meta, dict) or meta.get("key") != info:
-            return None
-        if meta.get("sha256") != sha256_file(npy):
-            return None
-        totals = np.load(npy, allow_pickle=False)
-    except (OSError, ValueError, json.JSONDecodeError):
-        return None
-    if totals.shape != (n,) or totals.dtype != np.float64 or not np.all(np.isfinite(totals)):
-        return None
-    return totals
+    return totals if np.all(np.isfinite(totals)) else None
 
 
 def range_totals(
@@ -258,9 +248,7 @@ def range_totals(
         table = range_table(model, points, None if week == YEAR_ROUND else week, cache=cache)
         totals = location_totals(table)
     if cache:
-        save_npy_atomic(npy, totals)
-        with atomic_write(side) as fh:
-            json.dump({"key": info, "sha256": sha256_file(npy)}, fh, indent=2)
+        save_keyed_npy(npy, side, totals, info)
     return totals
 
 

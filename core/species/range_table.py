@@ -22,7 +22,7 @@ from numpy.typing import ArrayLike
 
 from ..checklists import YEAR_ROUND, RangeModel, week_rows
 from ..errors import InputError
-from ..fileio import atomic_write, save_npy_atomic, sha256_arrays, sha256_file
+from ..fileio import load_keyed_npy, save_keyed_npy, sha256_arrays
 from ..geo.distance import check_coords
 from ..paths import cache_dir
 from .ranges import DEFAULT_BATCH, synthetic_identity
@@ -167,19 +167,9 @@ def _files(info: dict[str, Any]) -> tuple[Path, Path]:
 
 def _read_cached(npy: Path, side: Path, info: dict[str, Any]) -> np.ndarray | None:
     """The cached table if its side file matches and its checksum verifies, else None."""
-    if not npy.is_file() or not side.is_file():
-        return None
-    try:
-        meta = json.loads(side.read_text(encoding="utf-8"))
-        if not isinstance(meta, dict) or meta.get("key") != info:
-            return None
-        if meta.get("sha256") != sha256_file(npy):
-            return None
-        table = np.load(npy, allow_pickle=False)
-    except (OSError, ValueError, json.JSONDecodeError):
-        return None
+    table = load_keyed_npy(npy, side, info)
     shape = (info["n_coords"], info["n_species"])
-    if table.shape != shape or table.dtype != TABLE_DTYPE:
+    if table is None or table.shape != shape or table.dtype != TABLE_DTYPE:
         return None
     return table
 
@@ -210,9 +200,7 @@ def range_table(
     if table is not None:
         return table
     table = _build(model, points, weeks, int(batch_size), progress, "range table")
-    save_npy_atomic(npy, table)
-    with atomic_write(side) as fh:
-        json.dump({"key": info, "sha256": sha256_file(npy)}, fh, indent=2)
+    save_keyed_npy(npy, side, table, info)
     return table
 
 

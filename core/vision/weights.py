@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,10 +104,13 @@ def _checked_folder(folder: Path, what: str) -> Path:
     return folder.resolve()
 
 
-def _hf_cache_snapshot() -> Path | None:
-    """A complete cached snapshot of :data:`CLIP_HUB_ID`, found offline, or None."""
-    cache = hf_cache_dir()
-    repo = cache / ("models--" + CLIP_HUB_ID.replace("/", "--"))
+def hub_cache_snapshot(repo_id: str, problems: Callable[[Path], list[str]]) -> Path | None:
+    """A complete cached snapshot of the hub repository ``repo_id``, found offline, or None.
+
+    ``refs/main`` is tried first, then the other snapshots newest first; the first folder for
+    which ``problems(folder)`` lists nothing missing is returned.
+    """
+    repo = hf_cache_dir() / ("models--" + repo_id.replace("/", "--"))
     if not repo.is_dir():
         return None
     candidates: list[Path] = []
@@ -120,9 +124,14 @@ def _hf_cache_snapshot() -> Path | None:
         others = [p for p in snapshots.iterdir() if p.is_dir() and p not in candidates]
         candidates.extend(sorted(others, key=lambda p: p.stat().st_mtime, reverse=True))
     for snapshot in candidates:
-        if not clip_folder_problems(snapshot):
+        if not problems(snapshot):
             return snapshot.resolve()
     return None
+
+
+def _hf_cache_snapshot() -> Path | None:
+    """A complete cached snapshot of :data:`CLIP_HUB_ID`, found offline, or None."""
+    return hub_cache_snapshot(CLIP_HUB_ID, clip_folder_problems)
 
 
 def _locate_clip(clip: str | os.PathLike[str] | None) -> tuple[Path, str]:
