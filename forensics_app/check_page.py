@@ -250,7 +250,19 @@ def map_layers(report: Any, heat_of: str) -> Any:
         for d in report.discrepancies
         if d.first in tops and d.second in tops
     ]
-    return build_deck(heat, points, arcs)
+    return build_deck(heat, points, arcs, region=region_geojson(chosen))
+
+
+def region_geojson(modality: Any) -> dict[str, Any] | None:
+    """The 90 % confidence region of ``modality`` as a GeoJSON FeatureCollection (None
+    without one)."""
+    from geoforensics.core.forensics.regions_check import SHOWN_LEVEL, region_at
+
+    region = None if modality is None else region_at(modality, SHOWN_LEVEL)
+    if region is None:
+        return None
+    feature = region.feature(modality=modality.name)
+    return {"type": "FeatureCollection", "features": [feature]}
 
 
 def show(result: CheckRun) -> None:
@@ -296,6 +308,13 @@ def show(result: CheckRun) -> None:
     else:
         heat_of = ""
     st.pydeck_chart(map_layers(report, heat_of), height=480, key="check_map")
+    if heat_of:
+        from geoforensics.core.forensics.regions_check import region_line
+
+        shown = report.modalities[heat_of]
+        line = region_line(shown)
+        if line is not None:
+            st.caption(f"Blue outline: {shown.label}, {line}.")
     st.caption(
         f"{legend}. Hexagons: the probability of the chosen modality summed over H3 "
         f"resolution-{common.HEX_RES} cells of the {report.gallery_name} gallery; arcs join "

@@ -64,6 +64,8 @@ MAX_CELLS = 2500
 OCEAN = [214, 230, 242]
 LAND = [247, 245, 240]
 BORDER = [140, 140, 140]
+#: Outline colour of a confidence region (RGBA).
+REGION_COLOR = [31, 111, 178, 230]
 
 
 @dataclass(frozen=True)
@@ -176,8 +178,10 @@ def build_deck(
     points: Sequence[MapPoint] = (),
     arcs: Sequence[tuple[MapPoint, MapPoint]] = (),
     height: int = 480,
+    region: Mapping[str, Any] | None = None,
 ) -> pdk.Deck:
-    """The offline map: outlines, the heat hexagons, arcs and markers (see the module doc)."""
+    """The offline map: outlines, the heat hexagons, the outline of a confidence region
+    (``region``: a GeoJSON FeatureCollection), arcs and markers (see the module doc)."""
     layers = _base_layers()
     if heat:
         layers.append(
@@ -191,6 +195,19 @@ def build_deck(
                 filled=True,
                 extruded=False,
                 pickable=True,
+            )
+        )
+    if region is not None:
+        layers.append(
+            pdk.Layer(
+                "GeoJsonLayer",
+                data=dict(region),
+                id="region",
+                stroked=True,
+                filled=False,
+                get_line_color=REGION_COLOR,
+                line_width_min_pixels=2,
+                pickable=False,
             )
         )
     if arcs:

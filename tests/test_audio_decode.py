@@ -58,7 +58,10 @@ def encode(wav: Path, out: Path, audio_codec: list[str], video: str | None = Non
     """Encode a WAV's audio into ``out`` with the shipped ffmpeg, optionally with a video track."""
     args = ["-i", str(wav)]
     if video is not None:
-        args = ["-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", *args]
+        # a video as long as the audio: -shortest alone overshoots by a varying amount (the
+        # muxer's queue), which made the container's duration differ from run to run
+        seconds = sf.info(str(wav)).duration
+        args = ["-f", "lavfi", "-i", f"testsrc=size=64x48:rate=10:duration={seconds}", *args]
         args += ["-map", "0:v", "-map", "1:a", "-c:v", video, "-shortest"]
     ffmpeg(*args, *audio_codec, str(out))
     return out

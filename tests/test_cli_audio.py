@@ -55,7 +55,7 @@ def test_info_of_a_video_counts_the_audio_track(
     sf.write(wav, np.zeros(int(4.6 * 48000), np.float32) + 0.01, 48000)
     video = tmp_path / "clip.mp4"
     command = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-nostdin", "-y"]
-    command += ["-f", "lavfi", "-i", "testsrc=size=64x48:rate=10", "-i", str(wav)]
+    command += ["-f", "lavfi", "-i", "testsrc=size=64x48:rate=10:duration=4.6", "-i", str(wav)]
     command += ["-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-c:a", "aac", "-shortest"]
     subprocess.run([*command, str(video)], check=True, capture_output=True)
     assert main(["audio", "info", str(video), "--json"]) == 0

@@ -79,10 +79,19 @@ def progress_bar(quiet: bool, label: str = "check") -> Iterator[Callable[[float,
 
 
 def summary_lines(report: CheckReport, written: dict[str, Path] | None = None) -> list[str]:
-    """The verdict, the reasons, one line per modality and where the report is."""
+    """The verdict, the reasons, one line per modality (and its 90 % region) and where the
+    report is."""
+    from ..forensics.regions_check import region_line
+
     verdict = report.verdict
     lines = [f"verdict: {verdict.label.upper()}"]
-    lines += [f"  - {reason}" for reason in verdict.reasons]
+    counted = [r for r in verdict.reasons if not r.startswith("not counted")]
+    lines += [f"  - {reason}" for reason in counted]
+    if len(counted) < len(verdict.reasons):
+        lines.append(
+            f"  ({len(verdict.reasons) - len(counted)} more pairs not counted: two estimates of "
+            "the same audio track, or a modality that is not evidence; see report.json)"
+        )
     lines.append("modalities:")
     for modality in report.modalities.values():
         if modality.available and modality.top:
@@ -96,6 +105,9 @@ def summary_lines(report: CheckReport, written: dict[str, Path] | None = None) -
                 f"  {modality.label:<32} {best['lat']:8.3f} {best['lon']:9.3f}  "
                 f"{score:<20} {best['label']}"
             )
+            region = region_line(modality)
+            if region is not None:
+                lines.append(f"  {'':<32} {region}")
             if not modality.evidence and modality.evidence_note:
                 lines.append(f"  {'':<32} NOT EVIDENCE: {modality.evidence_note}")
             elif modality.evidence_note:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from .results import CheckReport
+    from .results import CheckReport, ModalityResult
 
 #: Marker colour and shape of each modality.
 STYLE: dict[str, tuple[str, str]] = {
@@ -117,6 +117,45 @@ def _base_axes(title: str, size: tuple[float, float] = MAP_FIGSIZE) -> tuple[Fig
     return figure, axes
 
 
+def region_rings(modality: ModalityResult) -> list[np.ndarray]:
+    """The rings (each (N, 2) [lon, lat]) of the modality's 90 % region, [] without one."""
+    from .regions_check import SHOWN_LEVEL, region_at
+
+    region = region_at(modality, SHOWN_LEVEL)
+    if region is None:
+        return []
+    geometry = region.geojson()
+    polygons = (
+        [geometry["coordinates"]]
+        if geometry["type"] == "Polygon"
+        else list(geometry.get("coordinates", []))
+    )
+    return [np.asarray(ring, dtype=np.float64) for polygon in polygons for ring in polygon]
+
+
+def _draw_region(axes: Axes, modality: ModalityResult) -> None:
+    """Outline the modality's 90 % region (dashed when uncalibrated)."""
+    from matplotlib.collections import LineCollection
+
+    from .regions_check import SHOWN_LEVEL, region_at
+
+    rings = region_rings(modality)
+    if not rings:
+        return
+    region = region_at(modality, SHOWN_LEVEL)
+    calibrated = bool(region is not None and region.calibrated)
+    label = f"{100 * SHOWN_LEVEL:g} % region ({'calibrated' if calibrated else 'uncalibrated'})"
+    lines = LineCollection(
+        [ring for ring in rings if len(ring) >= 2],
+        colors="#1f6fb2",
+        linewidths=1.1,
+        linestyles="solid" if calibrated else "dashed",
+        zorder=3,
+        label=label,
+    )
+    axes.add_collection(lines)
+
+
 def write_modality_map(report: CheckReport, name: str, out: str | Path) -> Path:
     """The map of modality ``name``: its distribution (when it has one), every modality's
     top-1 place, and arcs from ``name``'s place to the others with their distances."""
@@ -148,6 +187,7 @@ def write_modality_map(report: CheckReport, name: str, out: str | Path) -> Path:
         )
         bar = figure.colorbar(scatter, ax=axes, fraction=0.022, pad=0.01)
         bar.set_label("probability (log scale)")
+    _draw_region(axes, modality)
     here = modality.point if modality.available else None
     for other in MODALITY_ORDER:
         result = report.modalities.get(other)
@@ -247,4 +287,10 @@ def write_timeline_chart(report: CheckReport, out: str | Path) -> Path | None:
     return _save_png(figure, out)
 
 
-__all__ = ["STYLE", "great_circle_path", "write_modality_map", "write_timeline_chart"]
+__all__ = [
+    "STYLE",
+    "great_circle_path",
+    "region_rings",
+    "write_modality_map",
+    "write_timeline_chart",
+]

@@ -58,6 +58,7 @@ from .discrepancy import (
     mass_within,
 )
 from .places import TOP_RADIUS_KM, RegionMass, place_labels, point_row, top_rows
+from .regions_check import apply_region_rule, attach_regions
 from .results import REPORT_VERSION, CheckReport, ModalityResult, Segment
 from .species_rule import rule_constants
 
@@ -444,7 +445,10 @@ def _clip_status(clip_weights: str | None) -> dict[str, Any]:
 
 def check_fingerprint(clip_sha256: str, options: CheckOptions, model_sha256: str) -> str:
     """Hash of what decides a report: the clip, the options, the AG-CLIP weights, whether CLIP
-    weights and BirdNET are available, and the report format version."""
+    weights and BirdNET are available, the report format version and (when the model folder
+    has one) its ``calibration.json``, which decides the confidence regions."""
+    from ..fileio import sha256_file
+    from ..geo.calibration import CALIBRATION_FILE
     from ..species.birdnet_files import birdnet_available
 
     clip = _clip_status(options.clip_weights)
@@ -456,6 +460,10 @@ def check_fingerprint(clip_sha256: str, options: CheckOptions, model_sha256: str
         "birdnet": bool(options.species) and birdnet_available(),
         "report_version": REPORT_VERSION,
     }
+    if options.model_dir is not None:
+        calibration = options.resolved_model_dir() / CALIBRATION_FILE
+        if calibration.is_file():  # absent: the fingerprint stays what it was before
+            payload["calibration"] = sha256_file(calibration)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -1132,6 +1140,8 @@ def run_check(
     discrepancies = compare_modalities(modalities, models.coords, prior=np.exp(models.log_prior))
     judgements = _species_judgements(run, modalities)
     _apply_species_rule(discrepancies, judgements)
+    attach_regions(modalities, models.coords, models.gallery_name, models.model_dir)
+    apply_region_rule(discrepancies, modalities)
     verdict = decide_verdict(discrepancies, modalities)
     verdict.thresholds.update(rule_constants())
     species, species_note = _species_step(run, species_why, modalities, week, progress)

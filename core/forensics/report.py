@@ -164,7 +164,31 @@ def _top_tables(report: CheckReport) -> str:
             "<th>latitude</th><th>longitude</th><th>P(within 500 km)</th><th>P(point)</th>"
             f"<th>nearest named place</th></tr>{rows}</table>"
         )
+        parts.append(_region_table(m))
     return "".join(parts)
+
+
+def _region_table(m: Any) -> str:
+    """The modality's confidence regions (the 90 % one is outlined on its map)."""
+    regions = m.details.get("regions") or []
+    if not regions:
+        return ""
+    from .regions_check import format_area
+
+    rows = "".join(
+        f"<tr><td class='num'>{100 * r['level']:g} %</td>"
+        f"<td class='num'>{_text(format_area(r['area_km2']))}</td>"
+        f"<td class='num'>{r['n_parts']}</td><td class='num'>{r['mass']:.3f}</td>"
+        f"<td>{'calibrated' if r['calibrated'] else 'UNCALIBRATED'}: {_text(r['source'])}</td>"
+        "</tr>"
+        for r in regions
+    )
+    note = m.details.get("regions_note")
+    extra = f"<p class='muted'>{_text(note)}</p>" if note else ""
+    return (
+        f"<h3>{_text(m.label)}: confidence regions</h3><table><tr><th>level</th><th>area</th>"
+        f"<th>parts</th><th>mass</th><th>calibration</th></tr>{rows}</table>{extra}"
+    )
 
 
 def _discrepancy_table(report: CheckReport) -> str:

@@ -52,6 +52,9 @@ class ModalityResult:
     details: dict[str, Any] = field(default_factory=dict)
     evidence: bool = True
     evidence_note: str | None = None
+    #: The confidence regions (``Region`` objects, 50/80/90/95 %) of a located modality;
+    #: their summaries are in ``details["regions"]``.
+    regions: list[Any] = field(default_factory=list, repr=False)
 
     @property
     def label(self) -> str:

@@ -124,9 +124,9 @@ def species_terms(
 ) -> SpeciesTerms | None:
     """:class:`SpeciesTerms` of the ``names`` the range model lists (None when none does);
     ``table`` (G, S) is the range table over ``coords`` for ``week`` when already built."""
-    from ..species.likelihood import SpeciesLikelihood
+    from ..species.likelihood import DEFAULT_BACKGROUND, DEFAULT_EPS, location_totals
     from ..species.names import match_species
-    from ..species.range_table import range_table
+    from ..species.range_evidence import range_evidence
 
     points = np.asarray(coords, dtype=np.float64)
     given = np.asarray(weights, dtype=np.float64).reshape(-1)
@@ -138,14 +138,18 @@ def species_terms(
     keep = np.flatnonzero(match.indices >= 0)
     if keep.size == 0:
         return None
-    if table is None:
-        table = range_table(range_model, points, None if week == YEAR_ROUND else int(week))
-    scorer = SpeciesLikelihood(table, model="draw")
     columns = match.indices[keep]
-    log_p = np.stack([scorer.log_likelihood([int(c)], [1.0]) for c in columns])
-    # log(presence + eps): the draw term plus log D(x) (D is the same for every species).
-    log_d = np.log(scorer.totals() + scorer.n_species * scorer.eps + scorer.background)
-    log_presence = log_p + log_d[None, :]
+    if table is None:  # only the heard species' columns and the week's per-place totals
+        evidence = range_evidence(range_model, points, int(week), columns)
+        heard, totals, n_species = evidence.columns, evidence.totals, evidence.n_species
+    else:
+        heard, totals, n_species = table[:, columns], location_totals(table), table.shape[1]
+    assert totals is not None
+    # log(presence + eps) per species, and the draw term: that minus log D(x), where
+    # D(x) = T(x) + S·eps + background is the same for every species.
+    log_presence = np.log(np.asarray(heard, dtype=np.float64).T + DEFAULT_EPS)
+    log_d = np.log(totals + n_species * DEFAULT_EPS + DEFAULT_BACKGROUND)
+    log_p = log_presence - log_d[None, :]
     return SpeciesTerms(
         [str(names[int(i)]) for i in keep], given[keep], log_p, points, int(week), log_presence
     )

