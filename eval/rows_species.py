@@ -532,6 +532,20 @@ def _base_extra(data: BenchData, choice: RangeModelChoice, weeks: Sequence[int])
     }
 
 
+def _locate_on_gallery(
+    data: BenchData, model: RangeModel, queries: Sequence[SpeciesQuery]
+) -> LocatedQueries:
+    """:func:`locate_queries` over the bench gallery with the gallery's prior (the rows'
+    shared setting)."""
+    return locate_queries(
+        model,
+        data.gallery.coords,
+        queries,
+        progress=data.progress,
+        log_prior=gallery_prior(data)[0],
+    )
+
+
 def _run_annotated(context: RowContext) -> RowResult:
     """The annotated / true species of each recording -> likelihood -> one gallery point."""
     data = context.data
@@ -541,13 +555,7 @@ def _run_annotated(context: RowContext) -> RowResult:
     weeks = _weeks(_split_recordings(data, split))
     lists = _true_species(data, split, model, choice)
     queries = [SpeciesQuery.of(s, w) for s, w in zip(lists.species, weeks, strict=True)]
-    located = locate_queries(
-        model,
-        data.gallery.coords,
-        queries,
-        progress=data.progress,
-        log_prior=gallery_prior(data)[0],
-    )
+    located = _locate_on_gallery(data, model, queries)
     extra = {**_base_extra(data, choice, weeks), **lists.report, **located.info()}
     extra["mean_species_per_recording"] = float(np.mean([s.size for s in lists.species]))
     return context.make_result(located.predictions, extra)
@@ -590,13 +598,7 @@ def _run_subsets(context: RowContext, k: int) -> RowResult:
             pick = np.sort(rng.choice(species, size=k, replace=False))
             queries.append(SpeciesQuery.of(pick, week))
         slots.append(list(range(first, first + draws)))
-    located = locate_queries(
-        model,
-        data.gallery.coords,
-        queries,
-        progress=data.progress,
-        log_prior=gallery_prior(data)[0],
-    )
+    located = _locate_on_gallery(data, model, queries)
     per_draw = located.predictions[np.asarray(slots, dtype=np.int64)]  # (N, draws, 2)
     truth = data.xcdc.coords()
     errors = geolocation_errors(per_draw.reshape(-1, 2), np.repeat(truth, draws, axis=0)).reshape(
@@ -665,13 +667,7 @@ def _run_predicted(context: RowContext, mode: str) -> RowResult:
         unmapped += int((~keep).sum())
         without += int(not keep.any())
         queries.append(SpeciesQuery(mapped[keep], np.asarray(weights.weights)[keep], week))
-    located = locate_queries(
-        model,
-        data.gallery.coords,
-        queries,
-        progress=data.progress,
-        log_prior=gallery_prior(data)[0],
-    )
+    located = _locate_on_gallery(data, model, queries)
     extra = {**_base_extra(data, choice, weeks), **located.info()}
     extra.update(
         {
