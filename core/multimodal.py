@@ -13,7 +13,8 @@ similarity compares any two of audio, images, text and places:
 - :func:`species_soundscape`: the paper's A.11 species soundscape map: the mean AG-CLIP
   embedding of one species' recordings against every gallery location's embedding;
 - :func:`locate_audio` / :func:`location_map`: a probability map over a gallery with top-k
-  places (region mass within ``radius_km``, as ``geoforensics locate`` ranks them);
+  places (region mass within ``radius_km``, as ``geoforensics locate`` ranks them; audio
+  through :func:`geoforensics.core.models.audio_places.audio_places`, the one audio path);
 - :func:`aggregate_to_cells`: gallery values summed (or averaged) into H3 cells, the
   hexagons the app draws.
 """
@@ -246,9 +247,11 @@ def check_geoclip_space(model_dir: str | os.PathLike[str]) -> None:
 class LocationMap:
     """A probability map over gallery points and its top-k places.
 
-    ``coords`` (G, 2), ``probs`` (G,) summing to 1, ``top`` rows (rank, gallery_index,
-    latitude, longitude, probability, region_probability, label), ``scores`` (G,) the raw
-    cosine similarities when the map came from them.
+    ``coords`` (G, 2), ``probs`` (G,) summing to 1, ``top`` rows in the one place-row schema
+    of :mod:`geoforensics.core.geo.gazetteer` (rank, gallery_index, latitude, longitude,
+    region_probability, point_probability, radius_km, label, place, and for audio cosine
+    and agclip_probability), ``scores`` (G,) the raw cosine similarities when the map came
+    from them.
     """
 
     coords: np.ndarray
@@ -267,12 +270,14 @@ def location_map(
     scores: ArrayLike | None = None,
     place_names: bool = True,
 ) -> LocationMap:
-    """:class:`LocationMap` from (G,) log-probabilities (normalised here) over ``coords``.
+    """:class:`LocationMap` from (G,) log-probabilities (normalised here) over ``coords``
+    (images and text; audio goes through :func:`locate_audio`).
 
     Places are ranked by the probability mass within ``radius_km`` (500 km by default, as
     ``geoforensics locate``) and kept at least that far apart; labels name the nearest
     place of the offline gazetteer.
     """
+    from .geo.gazetteer import place_rows
     from .species.fusion import log_normalise
     from .species.likelihood import DEFAULT_RADIUS_KM, distinct_top_k, region_probability
 
@@ -284,23 +289,7 @@ def location_map(
     probs = np.exp(log_normalise(values, "location scores"))
     region = region_probability(probs, points, radius)
     top = distinct_top_k(region, points, min(top_k, len(points)), radius)
-    labels = [""] * len(top)
-    if place_names:
-        from .commands.locate import nearest_places
-
-        labels = [place.label() for place in nearest_places(points[top])]
-    rows = [
-        {
-            "rank": rank,
-            "gallery_index": int(i),
-            "latitude": float(points[i, 0]),
-            "longitude": float(points[i, 1]),
-            "probability": float(probs[i]),
-            "region_probability": float(region[i]),
-            "label": label,
-        }
-        for rank, (i, label) in enumerate(zip(top, labels, strict=True), start=1)
-    ]
+    rows = place_rows(points, top, region, probs, radius, place_names=place_names)
     raw = None if scores is None else np.asarray(scores, dtype=np.float64)
     return LocationMap(points, probs, rows, radius, raw)
 
@@ -311,16 +300,32 @@ def locate_audio(
     index: RetrievalIndex,
     top_k: int = 5,
     radius_km: float | None = None,
+    gallery: Gallery | None = None,
 ) -> LocationMap:
     """Where the audio at ``path`` was recorded, by an AG-CLIP ``model`` over the gallery of
-    ``index`` (built by ``retrieval_index_for_model``): softmax(T × cosine), T ≈ 39.7."""
-    from .species.fusion import agclip_log_probs
+    ``index`` (built by ``retrieval_index_for_model``).
 
-    embedding = audio_embedding(model, path)
-    cosine = index.scores(embedding[None])[0].astype(np.float64)
-    result = location_map(agclip_log_probs(cosine), index.coords, top_k, radius_km, cosine)
-    result.info.update({"source": str(path), "windows_pooling": "mean"})
-    return result
+    The one audio path (:func:`geoforensics.core.models.audio_places.audio_places`,
+    softmax(T × cosine + log prior), T ≈ 39.7) that ``geoforensics locate --method agclip``
+    and ``check`` take. ``gallery`` decides the prior (cell area on ``grid-*``/``land-*``
+    galleries); None: uniform over ``index``'s points.
+    """
+    from .geo.gallery import from_coords
+    from .models.audio_places import DEFAULT_PLACE_RADIUS_KM, AudioPlaceOptions, audio_places
+
+    _check_agclip(model, str(path))
+    radius = DEFAULT_PLACE_RADIUS_KM if radius_km is None else float(radius_km)
+    where = from_coords(index.coords, name="index") if gallery is None else gallery
+    options = AudioPlaceOptions(method="agclip", top_k=top_k, radius_km=radius)
+    result = audio_places(model, path, where, index, options)
+    info = {
+        "source": str(path),
+        "windows_pooling": result.pooling,
+        "n_windows": result.n_windows,
+        "temperature": result.temperature,
+        "prior": result.prior,
+    }
+    return LocationMap(result.coords, result.probs, result.top, radius, result.cosine, info)
 
 
 def affinity_map(

@@ -38,6 +38,8 @@ from ..core.errors import GeoforensicsError, InputError
 from ..core.fileio import atomic_write, sha256_file
 from ..core.geo.distance import EARTH_RADIUS_KM, haversine_np
 from ..core.geo.regions import DEFAULT_LEVELS, RegionGrid, region_areas
+from ..core.geo.worldmap import save_png, world_figure
+from .plots import CDF_FIGSIZE
 from .results import RESULT_FILE, json_safe
 
 if TYPE_CHECKING:
@@ -51,7 +53,7 @@ COVERAGE_ROWS: tuple[str, ...] = ("agclip", "species-range-annotated", "fused-an
 #: Smallest continent group whose coverage counts for the worst group.
 MIN_GROUP = 10
 #: Bump when the computation changes (invalidates the cache under OUT/coverage/).
-COVERAGE_VERSION = 6
+COVERAGE_VERSION = 8
 #: Recordings whose distributions are held in memory at once.
 CHUNK = 128
 #: Seed of the random halves of the within-test check.
@@ -84,16 +86,20 @@ def _agclip_embeddings(data: BenchData, model_dir: str, split: str) -> np.ndarra
     return embeddings
 
 
-def _agclip_log_probs(data: BenchData, embeddings: np.ndarray) -> Iterator[np.ndarray]:
-    """AG-CLIP's log-probabilities over the gallery, :data:`CHUNK` recordings at a time."""
-    from ..core.species.fusion import agclip_temperature
+def _agclip_log_probs(
+    data: BenchData, embeddings: np.ndarray, log_prior: np.ndarray | None = None
+) -> Iterator[np.ndarray]:
+    """AG-CLIP's log-probabilities over the gallery (``log_softmax(T · cosine + log_prior)``,
+    :func:`~geoforensics.core.models.audio_places.place_log_probs`; no prior by default),
+    :data:`CHUNK` recordings at a time."""
+    from ..core.models.audio_places import place_log_probs
 
     gallery = np.asarray(data.retrieval_index.embeddings, dtype=np.float32)
+    prior = 0.0 if log_prior is None else np.asarray(log_prior, dtype=np.float64)
     for start in range(0, len(embeddings), CHUNK):
         rows = embeddings[start : start + CHUNK]
-        logits = np.clip(rows @ gallery.T, -1.0, 1.0).astype(np.float64) * agclip_temperature()
-        logits -= logits.max(axis=1, keepdims=True)
-        yield logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        cosine = np.clip(rows @ gallery.T, -1.0, 1.0).astype(np.float64)
+        yield place_log_probs(cosine, prior)
 
 
 def _species_log_probs(
@@ -159,13 +165,22 @@ def row_distributions(
     """(validation probs, test probs, settings) of a coverage row; the probabilities come as
     chunks of (n, G) rows, in recording order, so a large split never sits in memory whole.
     ``agclip``: the AG-CLIP row's result (the fused row's first expert)."""
+    from ..core.species.likelihood import DEFAULT_LIKELIHOOD
+
     if row == "agclip":
+        from ..core.geo.gallery import gallery_log_prior, gallery_prior_name
+
+        # The prior of every AG-CLIP distribution (the row's top place, locate, calibrate):
+        # cell area on a regular grid gallery, uniform over recording places.
+        area_prior = gallery_log_prior(data.gallery)
         model_dir = str(result.extra["model_dir"])
-        val = _agclip_log_probs(data, _agclip_embeddings(data, model_dir, "val"))
-        test = _agclip_log_probs(data, np.asarray(result.arrays["embeddings"], np.float32))
-        return _exp(val), _exp(test), {"kind": "agclip"}
-    likelihood = str(result.extra.get("likelihood", "draw"))
+        val = _agclip_log_probs(data, _agclip_embeddings(data, model_dir, "val"), area_prior)
+        test_embeddings = np.asarray(result.arrays["embeddings"], np.float32)
+        test = _agclip_log_probs(data, test_embeddings, area_prior)
+        setting = {"kind": "agclip", "prior": gallery_prior_name(data.gallery)}
+        return _exp(val), _exp(test), setting
     if row == "species-range-annotated":
+        likelihood = str(result.extra.get("likelihood", "draw"))
         prior = _species_row_prior(data)
         val_s = _species_log_probs(data, "val", likelihood, prior)
         test_s = _species_log_probs(data, "test", likelihood, prior)
@@ -176,10 +191,15 @@ def row_distributions(
         weight = math.inf if raw == "inf" else float(raw)
         if agclip is None:
             raise InputError("fused-annotated: coverage needs the agclip row's result")
+        # The fused row scores species with SpeciesLikelihood's default model and records
+        # none in its extra; the species row's old "draw" fallback would rebuild another
+        # posterior than the one the row ranked.
+        likelihood = str(result.extra.get("likelihood", DEFAULT_LIKELIHOOD))
         agclip_dir = str(agclip.extra["model_dir"])
         test_embeddings = np.asarray(agclip.arrays["embeddings"], np.float32)
 
         def fused(split: str, embeddings: np.ndarray) -> Iterator[np.ndarray]:
+            # As the fused row's scorer: AG-CLIP without a gallery prior (FusedScorer).
             pairs = zip(
                 _agclip_log_probs(data, embeddings),
                 _species_log_probs(data, split, likelihood),
@@ -190,7 +210,7 @@ def row_distributions(
 
         val = fused("val", _agclip_embeddings(data, agclip_dir, "val"))
         test = fused("test", test_embeddings)
-        return val, test, {"kind": "fused", "fusion_weight": raw}
+        return val, test, {"kind": "fused", "fusion_weight": raw, "likelihood": likelihood}
     raise InputError(f"coverage: row {row!r} has no distribution over the gallery")
 
 
@@ -420,11 +440,9 @@ def plot_reliability(
     caption: str | None = None,
 ) -> Path:
     """Reliability plot: nominal X vs empirical coverage (calibrated solid, raw mass dashed)."""
-    from .plots import CDF_FIGSIZE, _figure, _save_png
-
     if not figures:
         raise InputError("reliability plot: no rows")
-    figure = _figure(CDF_FIGSIZE)
+    figure = world_figure(CDF_FIGSIZE)
     axes = figure.add_subplot()
     axes.plot([0, 1], [0, 1], color="0.5", linestyle=":", linewidth=1.0, label="ideal")
     for i, (row, fig) in enumerate(figures.items()):
@@ -448,7 +466,7 @@ def plot_reliability(
     if caption:
         figure.text(0.01, 0.01, caption, fontsize=8, color="0.25")
     figure.subplots_adjust(left=0.08, right=0.98, top=0.93, bottom=0.14)
-    return _save_png(figure, out)
+    return save_png(figure, out)
 
 
 def write_coverage(

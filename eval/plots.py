@@ -14,25 +14,23 @@ synthetic world uses (``global_land_mask``, cached); without that grid the map h
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from ..core.errors import InputError
-from ..core.fileio import atomic_path
 from ..core.geo.distance import MAX_DISTANCE_KM, check_coords
 from ..core.geo.metrics import ACCURACY_THRESHOLDS_KM, error_cdf
-
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
-
-log = logging.getLogger(__name__)
+from ..core.geo.worldmap import (
+    WORLD_FIGSIZE,
+    draw_coastlines,
+    save_png,
+    set_world_extent,
+    world_figure,
+)
 
 #: x range of the CDF plot (km, log axis).
 CDF_RANGE_KM: tuple[float, float] = (1.0, 20_000.0)
@@ -44,26 +42,10 @@ THRESHOLD_NAMES: dict[float, str] = {
     750.0: "country",
     2500.0: "continent",
 }
-#: Figure sizes in inches at :data:`DPI`: the PNGs are 900 × 560 and 1200 × 640 pixels.
-DPI = 100
+#: Size of the CDF figure in inches at :data:`~geoforensics.core.geo.worldmap.DPI` (900 × 560
+#: pixels); the error map is a world map of
+#: :data:`~geoforensics.core.geo.worldmap.WORLD_FIGSIZE` (1200 × 640).
 CDF_FIGSIZE: tuple[float, float] = (9.0, 5.6)
-MAP_FIGSIZE: tuple[float, float] = (12.0, 6.4)
-
-
-def _figure(size: tuple[float, float]) -> Figure:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=size, dpi=DPI)
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _save_png(figure: Figure, out: str | Path) -> Path:
-    path = Path(out)
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=DPI)
-    return path
 
 
 def _scored_errors(errors_km: ArrayLike) -> np.ndarray:
@@ -94,7 +76,7 @@ def plot_error_cdf(
     one step curve per method, dotted guides at 1 / 25 / 200 / 750 / 2,500 km."""
     if not errors_by_method:
         raise InputError("CDF plot: no methods to draw")
-    figure = _figure(CDF_FIGSIZE)
+    figure = world_figure(CDF_FIGSIZE)
     axes = figure.add_subplot()
     low, high = CDF_RANGE_KM
     for label, errors in errors_by_method.items():
@@ -123,7 +105,7 @@ def plot_error_cdf(
     if caption:
         figure.text(0.01, 0.01, caption, fontsize=8, color="0.25")
     figure.subplots_adjust(left=0.08, right=0.98, top=0.93, bottom=0.14)
-    return _save_png(figure, out)
+    return save_png(figure, out)
 
 
 # ------------------------------------------------------------------------- error map
@@ -172,36 +154,6 @@ def cell_polygons(cell: str) -> list[np.ndarray]:
     return [np.stack([lon, lat], axis=1)]
 
 
-def set_world_extent(axes: Axes) -> None:
-    """The whole globe in plate carrée degrees: limits, equal aspect, 60°/30° ticks, labels."""
-    axes.set_xlim(-180.0, 180.0)
-    axes.set_ylim(-90.0, 90.0)
-    axes.set_aspect("equal")
-    axes.set_xticks(np.arange(-180, 181, 60))
-    axes.set_yticks(np.arange(-90, 91, 30))
-    axes.set_xlabel("longitude (°)")
-    axes.set_ylabel("latitude (°)")
-
-
-def _draw_coastlines(axes: Axes) -> bool:
-    """Contour the land grid (0.1°, block-averaged to 0.5°); False when it is unavailable."""
-    try:
-        from ..core.synth.places import GRID_DEG, load_land_grid
-
-        land = load_land_grid().land_percent.astype(np.float32) / 100.0
-    except Exception as exc:  # an optional layer: the map is still useful without it
-        log.info("error map: no coastlines (%s)", exc)
-        return False
-    block = 5
-    rows, cols = land.shape[0] // block, land.shape[1] // block
-    coarse = land[: rows * block, : cols * block].reshape(rows, block, cols, block).mean((1, 3))
-    step = GRID_DEG * block
-    lat = 90.0 - step * (np.arange(rows) + 0.5)
-    lon = -180.0 + step * (np.arange(cols) + 0.5)
-    axes.contour(lon, lat, coarse, levels=[0.5], colors="0.35", linewidths=0.5, zorder=1)
-    return True
-
-
 def plot_error_map(
     true_coords: ArrayLike,
     errors_km: ArrayLike,
@@ -217,11 +169,11 @@ def plot_error_map(
     from matplotlib.colors import LogNorm
 
     data = per_cell_median_errors(true_coords, errors_km, res)
-    figure = _figure(MAP_FIGSIZE)
+    figure = world_figure(WORLD_FIGSIZE)
     axes = figure.add_subplot()
     axes.set_facecolor("white")
     if coastlines:
-        _draw_coastlines(axes)
+        draw_coastlines(axes)
     polygons: list[np.ndarray] = []
     values: list[float] = []
     for cell, median in zip(data.cells, data.median_km, strict=True):
@@ -241,7 +193,7 @@ def plot_error_map(
     if caption:
         figure.text(0.01, 0.01, caption, fontsize=8, color="0.25")
     figure.subplots_adjust(left=0.06, right=0.97, top=0.93, bottom=0.1)
-    _save_png(figure, out)
+    save_png(figure, out)
     return data
 
 

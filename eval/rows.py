@@ -607,8 +607,13 @@ def predict_with_model(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """(predictions (N, 2), AG-CLIP recording embeddings (N, D) or None) of a saved model over
     ``recordings``, from all their windows (mean pooling) - the path users run. AG-CLIP
-    retrieves from ``index`` (default: the bench gallery in GeoCLIP space)."""
+    retrieves from ``index`` (default: the bench gallery in GeoCLIP space; always the bench
+    gallery's points) the top place of
+    :func:`~geoforensics.core.models.audio_places.top1_places`, the batched form of the one
+    audio path (the prior of ``locate`` and ``check``,
+    :func:`~geoforensics.core.geo.gallery.gallery_log_prior`)."""
     from ..core.models import load_model
+    from ..core.models.audio_places import top1_places
     from ..core.models.inference import iter_pooled_outputs, predict_recordings
 
     model = load_model(model_dir)
@@ -621,8 +626,11 @@ def predict_with_model(
     pooled = [p for p in iter_pooled_outputs(model, recordings, batch_size=batch)]
     embeddings = np.stack([p["embedding"] for p in pooled if p is not None]).astype(np.float32)
     embeddings /= np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
-    top = (index if index is not None else context.data.retrieval_index).search(embeddings, k=1)
-    return top.coords[:, 0, :], embeddings
+    gallery = context.data.gallery
+    best = top1_places(
+        embeddings, gallery, index if index is not None else context.data.retrieval_index
+    )
+    return gallery.coords[best], embeddings
 
 
 def training_extra(model_dir: Path, **fields: Any) -> dict[str, Any]:

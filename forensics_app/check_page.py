@@ -100,7 +100,7 @@ def modality_table(report: Any) -> pd.DataFrame:
                 "top-1 place": best.get("label", "") if m.available else "",
                 "latitude": None if m.point is None else round(float(m.point[0]), 3),
                 "longitude": None if m.point is None else round(float(m.point[1]), 3),
-                "probability": best.get("probability") if m.available else None,
+                "P(within 500 km)": best.get("region_probability") if m.available else None,
                 "source / reason": (m.source or "") if m.available else (m.reason or ""),
             }
         )
@@ -232,15 +232,15 @@ def map_layers(report: Any, heat_of: str) -> Any:
     for name, m in report.modalities.items():
         if not m.available or m.point is None:
             continue
-        rows = m.top or [{"lat": m.point[0], "lon": m.point[1], "label": "", "rank": 1}]
+        rows = m.top or [{"latitude": m.point[0], "longitude": m.point[1], "label": "", "rank": 1}]
         for rank, row in enumerate(rows, start=1):
             point = MapPoint(
                 name,
-                float(row["lat"]),
-                float(row["lon"]),
+                float(row["latitude"]),
+                float(row["longitude"]),
                 str(row.get("label", "")),
                 rank,
-                row.get("probability"),
+                row.get("region_probability"),
             )
             points.append(point)
             if rank == 1:

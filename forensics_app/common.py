@@ -351,7 +351,7 @@ def top_table(location: LocationMap) -> pd.DataFrame:
             "latitude": round(row["latitude"], 3),
             "longitude": round(row["longitude"], 3),
             f"P(within {location.radius_km:g} km)": round(row["region_probability"], 4),
-            "P(point)": float(f"{row['probability']:.3g}"),
+            "P(point)": float(f"{row['point_probability']:.3g}"),
         }
         for row in location.top
     ]
@@ -370,7 +370,7 @@ def location_deck(location: LocationMap, modality: str = "audio") -> Any:
             row["longitude"],
             row["label"],
             row["rank"],
-            row["probability"],
+            row["region_probability"],
         )
         for row in location.top
     ]

@@ -3,7 +3,8 @@
 Audio goes through an AG-CLIP model (the shipped SYNTHETIC demo checkpoint by default, for
 its synthetic demo soundscape; an uploaded recording's result says on its title line when
 the model does not know real sound:
-:func:`geoforensics.core.multimodal.locate_audio`, as ``geoforensics locate --method agclip``);
+:func:`geoforensics.core.multimodal.locate_audio`, the one audio path of
+``geoforensics locate --method agclip`` and ``check``);
 images and text through CLIP ViT-L/14 + GeoCLIP's image MLP
 (:func:`geoforensics.core.vision.geolocate_embeddings`), which needs the CLIP weights: when
 they are absent the page says how to get them and audio keeps working.
@@ -36,12 +37,13 @@ def _show(location: Any, modality: str, title: str) -> None:
 
 
 def locate_audio_file(path: Path, model_dir: str, gallery: str, top_k: int) -> Any:
-    """AG-CLIP location map of one audio file (models cached per process)."""
+    """AG-CLIP location map of one audio file (models cached per process), through the one
+    audio path ``locate --method agclip`` and ``check`` take (gallery prior included)."""
     from geoforensics.core.multimodal import locate_audio
 
     model = common.agclip_model(model_dir)
     index = common.model_index(model_dir, gallery)
-    return locate_audio(model, path, index, top_k)
+    return locate_audio(model, path, index, top_k, gallery=common.gallery(gallery))
 
 
 def model_warning(model_dir: str) -> str | None:

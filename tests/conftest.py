@@ -68,6 +68,22 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 @pytest.fixture(scope="session")
+def tiny_agclip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny AG-CLIP model folder (test_tiny encoder, random weights seeded 0, GeoCLIP
+    location space, non-trivial BatchNorm statistics): fast tests of every AG-CLIP path."""
+    from geoforensics.core.models import AudioGeolocator, ModelConfig, save_model
+
+    torch.manual_seed(0)
+    model = AudioGeolocator(ModelConfig("agclip", "test_tiny", n_species=6, h3_resolution=0))
+    model.train()
+    with torch.no_grad():
+        model(torch.rand(8, 3, 64, 64))
+    folder = tmp_path_factory.mktemp("tiny-agclip")
+    save_model(model.eval(), folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def train_micro_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small SYNTHETIC world (80 recordings, 1 XCDC chorus) shared by the training tests."""
     from geoforensics.core.synth import generate_world, get_config

@@ -189,7 +189,8 @@ def test_location_map_ranks_region_mass_and_names_places() -> None:
     assert result.radius_km == 500.0 and len(result.top) == 3
     best = result.top[0]
     assert (best["latitude"], best["longitude"]) == (-5.0, 35.0)
-    assert best["region_probability"] >= best["probability"] > 0
+    assert best["region_probability"] >= best["point_probability"] > 0
+    assert best["radius_km"] == 500.0 and best["place"]["country"]
     assert "Tanzania" in best["label"] or "Kenya" in best["label"]
     with pytest.raises(InputError, match="scores for"):
         mm.location_map(log_probs[:-1], gallery.coords)

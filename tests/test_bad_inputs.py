@@ -226,9 +226,9 @@ def _audio_top(report: dict) -> tuple[float, float, float]:
     audio = report["modalities"]["audio"]
     assert audio["available"], audio
     best = audio["top"][0]
-    assert np.isfinite([best["lat"], best["lon"], best["probability"]]).all()
-    assert 0.0 < best["probability"] <= 1.0
-    return best["lat"], best["lon"], best["probability"]
+    assert np.isfinite([best["latitude"], best["longitude"], best["region_probability"]]).all()
+    assert 0.0 < best["region_probability"] <= 1.0
+    return best["latitude"], best["longitude"], best["region_probability"]
 
 
 @pytest.mark.parametrize("channels", range(1, 9))
@@ -310,7 +310,7 @@ def test_video_without_audio_track_is_checked_on_frames_and_metadata(
     assert not modalities["audio"]["available"]
     assert modalities["audio"]["reason"] == "no_audio.mp4: no audio track"
     gps = modalities["metadata_gps"]["top"][0]
-    assert (gps["lat"], gps["lon"]) == pytest.approx(GPS, abs=1e-3)
+    assert (gps["latitude"], gps["longitude"]) == pytest.approx(GPS, abs=1e-3)
     assert report["verdict"]["label"] == "mismatch"  # Paris GPS tag vs claimed Nairobi
     # the audio-only commands say plainly that there is no sound
     status, _, err = run(["audio", "info", str(path)], capsys)
@@ -379,7 +379,10 @@ def test_check_of_a_two_hour_recording_keeps_memory_bounded(tmp_path: Path, back
     long_path = write_two_hours(tmp_path / "two_hours.flac")
     short_path = tmp_path / "short.flac"
     sf.write(short_path, tone(), RATE)
-    args = ["--no-species", "--quiet", "--max-frames", "0", "--gallery", "grid-5deg"]
+    from geoforensics.core.forensics import default_model_dir
+
+    model = ["--model", str(default_model_dir())]  # AG-CLIP runs only with a model given
+    args = ["--no-species", "--quiet", "--max-frames", "0", "--gallery", "grid-5deg", *model]
     short_mb = _peak_rss_mb(
         ["check", str(short_path), "--out", str(tmp_path / "s"), *args], backend
     )

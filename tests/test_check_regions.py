@@ -179,3 +179,51 @@ def test_a_new_calibration_changes_the_fingerprint(tmp_path: Path) -> None:
     _calibrate(model, np.linspace(0.0, 0.05, 99))
     after = check_fingerprint("clip", options, "weights")
     assert before != after  # check FOLDER reruns a clip once its model is calibrated
+
+
+def test_species_regions_are_calibrated_only_by_a_file_for_the_same_setting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from geoforensics.core.forensics.regions_check import attach_regions
+    from geoforensics.core.forensics.results import ModalityResult
+    from geoforensics.core.geo.calibration import calibrate, save_calibration, species_setting
+    from geoforensics.core.geo.gallery import resolve_gallery
+    from geoforensics.core.geo.regions import region_grid
+
+    gallery = resolve_gallery(GALLERY)
+    probs = np.exp(-0.5 * ((gallery.coords[:, 0] - 45) ** 2 + (gallery.coords[:, 1] + 90) ** 2)
+                   / 20.0**2)  # fmt: skip
+    probs /= probs.sum()
+    details = {"range_model": "birdnet", "likelihood": "focal", "week": 20,
+               "area_prior": True, "effort_prior": "population"}  # fmt: skip
+
+    def species() -> ModalityResult:
+        return ModalityResult("audio_species", True, None, (45.0, -90.0), [], probs,
+                              "test", dict(details))  # fmt: skip
+
+    path = tmp_path / "species-calibration.json"
+    grid = region_grid(gallery.coords)
+    scores = np.linspace(0.0, 0.2, 99)
+    for effort in ("none", "population"):  # the same setting but for the effort prior
+        setting = species_setting("birdnet", "focal", True, gallery.name, gallery.coords, True,
+                                  None if effort == "none" else effort)  # fmt: skip
+        if effort == "none":
+            save_calibration(path, calibrate("species-range", setting, grid, scores, data="t"))
+            modality = species()
+            attach_regions({"audio_species": modality}, gallery.coords, gallery.name, None, path)
+            assert not any(r.calibrated for r in modality.regions)  # another posterior
+            assert "no species-range calibration" in modality.details["regions_note"]
+        else:
+            save_calibration(path, calibrate("species-range", setting, grid, scores, data="t"))
+            modality = species()
+            attach_regions({"audio_species": modality}, gallery.coords, gallery.name, None, path)
+            assert modality.regions and all(r.calibrated for r in modality.regions)
+            assert "regions_note" not in modality.details
+    # without a file the species regions stay uncalibrated, and a missing file is refused
+    modality = species()
+    attach_regions({"audio_species": modality}, gallery.coords, gallery.name, None)
+    assert not any(r.calibrated for r in modality.regions)
+    (tmp_path / "x.mp4").write_bytes(b"")
+    argv = ["check", str(tmp_path / "x.mp4"), "--calibration", str(tmp_path / "none.json")]
+    assert cli.main(argv) == 1
+    assert "none.json: no such calibration file" in capsys.readouterr().err

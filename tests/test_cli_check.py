@@ -210,7 +210,10 @@ def test_frames_and_text_with_a_tiny_random_clip(clip: Path, tmp_path: Path) -> 
     assert frames.probs is not None and frames.probs.shape == (len(report.gallery_coords),)
     assert frames.probs.sum() == pytest.approx(1.0)
     assert text.source == "container tag 'title'"
-    assert len(frames.top) == 5 and frames.point == (frames.top[0]["lat"], frames.top[0]["lon"])
+    assert len(frames.top) == 5 and frames.point == (
+        frames.top[0]["latitude"],
+        frames.top[0]["longitude"],
+    )
     keyframes = [s for s in report.timeline if s.kind == "frame"]
     assert 1 <= len(keyframes) <= 4
     assert all(s.available and s.point is not None and "claimed" in s.distance_km

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -143,6 +144,7 @@ def test_nearest_places_and_map_helpers(tmp_path: Path) -> None:
     coords = np.array([[0.0, 0.0], [10.0, 10.0], [20.0, -30.0]])
     path = write_score_map(coords, np.array([0.7, 0.2, 0.1]), coords[:1], tmp_path / "m.png")
     assert path.read_bytes()[:4] == b"\x89PNG"
+    assert struct.unpack(">II", path.read_bytes()[16:24]) == (1200, 640)  # IHDR width, height
 
 
 @needs_birdnet
@@ -182,20 +184,9 @@ def test_locate_audio_with_birdnet(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 @pytest.fixture(scope="module")
-def agclip_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny AG-CLIP model (test_tiny encoder, random weights, GeoCLIP location space)."""
-    import torch
-
-    from geoforensics.core.models import AudioGeolocator, ModelConfig, save_model
-
-    torch.manual_seed(0)
-    model = AudioGeolocator(ModelConfig("agclip", "test_tiny", n_species=6, h3_resolution=0))
-    model.train()
-    with torch.no_grad():  # non-trivial BatchNorm statistics
-        model(torch.rand(8, 3, 64, 64))
-    folder = tmp_path_factory.mktemp("agclip-model")
-    save_model(model.eval(), folder)
-    return folder
+def agclip_model(tiny_agclip_dir: Path) -> Path:
+    """The shared tiny AG-CLIP model (conftest)."""
+    return tiny_agclip_dir
 
 
 @pytest.fixture(scope="module")
@@ -228,30 +219,33 @@ def test_locate_audio_with_agclip(
     places = out["places"]
     assert [p["rank"] for p in places] == [1, 2, 3, 4]
     assert set(places[0]) == {
-        "rank", "gallery_index", "latitude", "longitude", "region_probability", "probability",
-        "cosine", "agclip_probability", "place", "label",
+        "rank", "gallery_index", "latitude", "longitude", "region_probability",
+        "point_probability", "radius_km", "cosine", "agclip_probability", "place", "label",
     }  # fmt: skip
-    # the CLI's ranking is the library's: softmax(T x cosine) over the gallery
-    coords = resolve_gallery(gallery).coords
+    assert out["prior"] == "cell area (cos latitude)" and places[0]["radius_km"] == 0
+    # the CLI's ranking is the library's: softmax(T x cosine + log area prior) over the gallery
+    grid = resolve_gallery(gallery)
+    coords = grid.coords
     index = retrieval_index_for_model(agclip_model, coords)
     prediction = locate_recording(load_model(agclip_model), chirp_wav, index, k=4)
-    assert [p["gallery_index"] for p in places] == prediction.indices.tolist()
     cosine = np.asarray(prediction.score_vector, dtype=np.float64)
-    probs = np.exp(agclip_temperature() * (cosine - cosine.max()))
+    logits = agclip_temperature() * cosine + np.log(np.cos(np.radians(coords[:, 0])))
+    probs = np.exp(logits - logits.max())
     probs /= probs.sum()
+    assert [p["gallery_index"] for p in places] == np.argsort(-probs, kind="stable")[:4].tolist()
     for place in places:
         i = place["gallery_index"]
         assert place["cosine"] == pytest.approx(cosine[i], abs=1e-6)
-        assert place["probability"] == pytest.approx(probs[i], rel=1e-5)
-        assert place["agclip_probability"] == place["probability"]
-        assert place["region_probability"] == place["probability"]  # radius 0
+        assert place["point_probability"] == pytest.approx(probs[i], rel=1e-5)
+        assert place["agclip_probability"] == place["point_probability"]
+        assert place["region_probability"] == place["point_probability"]  # radius 0
         assert [place["latitude"], place["longitude"]] == coords[i].tolist()
     # default radius: places ranked by region mass, at least a radius apart; text and map
     out_map = tmp_path / "agclip.png"
     assert cli.main(["locate", *base, "--map", str(out_map)]) == 0
     text = capsys.readouterr().out
     assert text.startswith(f"AG-CLIP model {agclip_model} on {chirp_wav}")
-    assert "cosine x temperature 39.7 -> softmax" in text and "P(<500 km)" in text
+    assert "cosine x temperature 39.7 + log prior (cell area" in text and "P(<500 km)" in text
     rows = [line for line in text.splitlines() if line.strip()[:1].isdigit()]
     assert len(rows) == 4 and all(line.rstrip().endswith("km)") for line in rows)
     assert out_map.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -305,16 +299,22 @@ def test_locate_audio_fused_with_birdnet(
     places = out["places"]
     assert [p["rank"] for p in places] == [1, 2, 3]
     for place in places:  # fused = AG-CLIP x species, renormalised
-        assert 0 < place["probability"] <= 1 and 0 <= place["species_probability"] <= 1
-    # the same recording with weight 0 is AG-CLIP alone; inf the species likelihood alone
+        assert 0 < place["point_probability"] <= 1 and 0 <= place["species_probability"] <= 1
+    # the same recording with weight 0 is AG-CLIP alone (with the gallery's area prior);
+    # inf the species likelihood alone, times the same prior
     alone = _run_json(["locate", *base, "--fusion-weight", "0"], capsys)["places"]
     for place in alone:
-        assert place["probability"] == pytest.approx(place["agclip_probability"], rel=1e-9)
+        assert place["point_probability"] == pytest.approx(place["agclip_probability"], rel=1e-9)
     species_only = _run_json(["locate", *base, "--fusion-weight", "inf"], capsys)["places"]
-    for place in species_only:
-        assert place["probability"] == pytest.approx(place["species_probability"], rel=1e-9)
-    # with weight 1 each listed place's probability is the renormalised product
     ratio = [
-        p["probability"] / (p["agclip_probability"] * p["species_probability"]) for p in places
+        p["point_probability"] / (p["species_probability"] * np.cos(np.radians(p["latitude"])))
+        for p in species_only
+    ]
+    assert max(ratio) == pytest.approx(min(ratio), rel=1e-6)
+    # with weight 1 each listed place's probability is the renormalised product (AG-CLIP's
+    # distribution already holds the prior)
+    ratio = [
+        p["point_probability"] / (p["agclip_probability"] * p["species_probability"])
+        for p in places
     ]
     assert max(ratio) == pytest.approx(min(ratio), rel=1e-6)

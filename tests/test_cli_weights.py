@@ -300,3 +300,32 @@ def test_status_lists_the_demo_model_as_synthetic(
         "synthetic": True,
         "n_species": 30,
     }
+
+
+@pytest.mark.skipif(not birdnet_available(), reason="the optional birdnet extra is not installed")
+def test_prepare_birdnet_caches_every_week_once(capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+
+    from geoforensics.core.geo.gallery import resolve_gallery
+    from geoforensics.core.species.range_evidence import (
+        _read_totals,
+        _totals_files,
+        birdnet_mlp,
+        range_evidence,
+    )
+    from geoforensics.core.species.ranges import BirdNETRangeModel
+
+    assert cli.main(["weights", "prepare", "birdnet", "--gallery", "land-10deg", "--quiet"]) == 0
+    first = capsys.readouterr().out
+    assert "range totals of 49 week(s) computed, 0 already cached" in first
+    model, coords = BirdNETRangeModel(), resolve_gallery("land-10deg").coords
+    for week in (-1, 1, 23, 48):
+        npy, side, info = _totals_files(model, coords, week)
+        totals = _read_totals(npy, side, info, len(coords))
+        assert totals is not None and np.all(totals > 0)
+        # what the cache holds is what the evidence of that week computes afresh
+        fresh = range_evidence(model, coords, week, np.array([0]), cache=False).totals
+        np.testing.assert_allclose(totals, fresh, rtol=1e-6)
+    assert birdnet_mlp(model) is not None
+    assert cli.main(["weights", "prepare", "birdnet", "--gallery", "land-10deg", "--quiet"]) == 0
+    assert "0 week(s) computed, 49 already cached" in capsys.readouterr().out

@@ -11,10 +11,9 @@ import pytest
 
 from geoforensics.core.errors import InputError
 from geoforensics.core.geo.distance import MAX_DISTANCE_KM
+from geoforensics.core.geo.worldmap import DPI, WORLD_FIGSIZE
 from geoforensics.eval.plots import (
     CDF_FIGSIZE,
-    DPI,
-    MAP_FIGSIZE,
     cdf_curve,
     cell_polygons,
     per_cell_median_errors,
@@ -105,6 +104,7 @@ def test_cdf_png_has_the_expected_size(tmp_path: Path) -> None:
     )
     assert out == tmp_path / "figs" / "cdf.png"
     assert _png_size(out) == (round(CDF_FIGSIZE[0] * DPI), round(CDF_FIGSIZE[1] * DPI))
+    assert _png_size(out) == (900, 560)
     assert [p.name for p in out.parent.iterdir()] == ["cdf.png"]  # no temporary file left
     with pytest.raises(InputError):
         plot_error_cdf({}, tmp_path / "empty.png")
@@ -118,9 +118,10 @@ def test_error_map_png_and_the_data_it_draws(tmp_path: Path) -> None:
     errors[1] = np.inf
     data = plot_error_map(coords, errors, tmp_path / "map.png", res=1, coastlines=False)
     assert _png_size(tmp_path / "map.png") == (
-        round(MAP_FIGSIZE[0] * DPI),
-        round(MAP_FIGSIZE[1] * DPI),
+        round(WORLD_FIGSIZE[0] * DPI),
+        round(WORLD_FIGSIZE[1] * DPI),
     )
+    assert _png_size(tmp_path / "map.png") == (1200, 640)
     expected = per_cell_median_errors(coords, errors, 1)
     assert data.cells == expected.cells
     np.testing.assert_array_equal(data.median_km, expected.median_km)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import struct
 from pathlib import Path
 
 import pytest
@@ -62,7 +63,7 @@ def test_demo_modalities(report: CheckReport, truth: dict[str, object]) -> None:
     assert audio.probs.shape == (len(report.gallery_coords),) == (25_051,)
     assert audio.probs.sum() == pytest.approx(1.0)
     assert [row["rank"] for row in audio.top] == [1, 2, 3, 4, 5]
-    assert audio.top[0]["probability"] >= audio.top[1]["probability"]
+    assert audio.top[0]["region_probability"] >= audio.top[1]["region_probability"]
     assert audio.details["n_windows"] == 12  # 20 s: windows start every 1.5 s up to 16.5 s
     gps = mods["metadata_gps"]
     assert gps.point == pytest.approx(true, abs=1e-3)  # MP4 keeps 1e-4 degrees
@@ -135,8 +136,10 @@ def test_demo_report_files(report: CheckReport, tmp_path: Path) -> None:
     pair = next(d for d in document["discrepancies"] if d["second"] == "claimed"
                 and d["first"] == "audio")  # fmt: skip
     assert set(pair["mass_within_km"]) == {"200", "750", "2500"}
-    for name in ("map_audio", "timeline"):
-        assert written[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name, size in (("map_audio", (1000, 560)), ("timeline", (1000, 360))):
+        data = written[name].read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        assert struct.unpack(">II", data[16:24]) == size  # IHDR width, height
     html = written["html"].read_text()
     assert not re.search(r"https?://", html)
     assert "<script" not in html.lower() and "<link" not in html.lower()

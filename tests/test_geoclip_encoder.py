@@ -86,6 +86,11 @@ def test_equal_earth_projection_values() -> None:
 def test_logit_scale_and_temperature() -> None:
     assert load_logit_scale() == pytest.approx(3.681, abs=1e-3)
     assert geoclip_temperature() == pytest.approx(39.69, abs=0.05)
+    # AG-CLIP's temperature is kept as a constant (no torch import to read it): the wheel's
+    from geoforensics.core.species.fusion import GEOCLIP_LOGIT_SCALE, agclip_temperature
+
+    assert GEOCLIP_LOGIT_SCALE == load_logit_scale()
+    assert agclip_temperature() == pytest.approx(geoclip_temperature(), rel=1e-12)
 
 
 def test_image_mlp_maps_clip_features_into_location_space() -> None:

@@ -265,8 +265,8 @@ def test_locate_and_check_take_a_pt_and_agree_with_the_imported_folder(
 
     from_pt, from_folder = locate(release), locate(imported)
     assert _places(from_pt["places"]) == _places(from_folder["places"])
-    assert [r["probability"] for r in from_pt["places"]] == pytest.approx(
-        [r["probability"] for r in from_folder["places"]], rel=1e-5
+    assert [r["point_probability"] for r in from_pt["places"]] == pytest.approx(
+        [r["point_probability"] for r in from_folder["places"]], rel=1e-5
     )
     assert Path(from_pt["model"]).parent == imported_models_dir()
 

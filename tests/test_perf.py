@@ -179,3 +179,21 @@ def test_perf_quick_species_evidence_section(
     assert cache["ours"] < cache["baseline"] / 100  # one float per place, not 6,522 float16
     difference = float(section["notes"][0].split("paths ")[1].split(" ")[0])
     assert difference < 0.05  # the same likelihood within float16 rounding
+
+
+@pytest.mark.slow
+def test_perf_quick_check_section(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from geoforensics.core.species.birdnet_files import INSTALL_HINT, birdnet_available
+
+    if not birdnet_available():
+        pytest.skip(INSTALL_HINT)
+    out = tmp_path / "perf.json"
+    status = main(["perf", "--quick", "--only", "i", "--out", str(out), "--no-progress"])
+    printed = capsys.readouterr().out
+    assert status == 0
+    (section,) = json.loads(out.read_text())["sections"]
+    assert [f["key"] for f in section["figures"]] == ["i1", "i2", "i3", "i4"]
+    for figure in section["figures"]:
+        assert math.isfinite(figure["ours"]) and figure["ours"] > 0, figure
+        assert f"| {figure['key']} " in printed
+    assert section["figures"][3]["unit"] == "MB" and "verdict" in section["notes"][0]

@@ -228,3 +228,75 @@ def test_a_score_within_the_threshold_is_always_inside() -> None:
         region = confidence_regions(probs, grid, entry, levels=(0.9,))[0]
         assert region.contains(*place), (place, score)
     assert float(grid.scores(probs, coords[3])[0]) == pytest.approx(1.0)
+
+
+def test_fused_coverage_uses_the_fused_rows_species_likelihood(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fused row records no likelihood and scores species with ``SpeciesLikelihood``'s
+    default model: coverage must rebuild that posterior, not the old ``draw`` fallback."""
+    from types import SimpleNamespace
+
+    from geoforensics.core.species.likelihood import DEFAULT_LIKELIHOOD, SpeciesLikelihood
+    from geoforensics.eval import coverage
+
+    assert SpeciesLikelihood.__dataclass_fields__["model"].default == DEFAULT_LIKELIHOOD
+    used: list[tuple[str, str]] = []
+
+    def species(data: object, split: str, likelihood: str = "x", prior: object = None):  # type: ignore[no-untyped-def]
+        used.append((split, likelihood))
+        yield np.log(np.full((2, 3), 1.0 / 3.0))
+
+    def agclip(data: object, embeddings: np.ndarray):  # type: ignore[no-untyped-def]
+        yield np.log(np.full((2, 3), 1.0 / 3.0))
+
+    monkeypatch.setattr(coverage, "_species_log_probs", species)
+    monkeypatch.setattr(coverage, "_agclip_log_probs", agclip)
+    monkeypatch.setattr(coverage, "_agclip_embeddings", lambda d, m, s: np.zeros((2, 4)))
+    parent = SimpleNamespace(extra={"model_dir": "m"}, arrays={"embeddings": np.zeros((2, 4))})
+    fused = SimpleNamespace(extra={"fusion_weight": 4.0}, arrays={})
+    val, test, setting = coverage.row_distributions(
+        object(),  # type: ignore[arg-type]
+        "fused-annotated",
+        fused,  # type: ignore[arg-type]
+        parent,  # type: ignore[arg-type]
+    )
+    for chunks in (val, test):
+        for chunk in chunks:
+            assert np.allclose(chunk.sum(axis=1), 1.0)
+    assert used == [("val", DEFAULT_LIKELIHOOD), ("test", DEFAULT_LIKELIHOOD)]
+    assert setting["likelihood"] == DEFAULT_LIKELIHOOD
+
+
+def test_agclip_coverage_uses_the_gallery_prior_of_every_agclip_distribution(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a regular grid gallery AG-CLIP's distribution carries the cell-area prior (the row's
+    top place, ``locate``, ``calibrate``): coverage must rebuild that one."""
+    from types import SimpleNamespace
+
+    from geoforensics.core.geo.gallery import gallery_log_prior
+    from geoforensics.core.models.audio_places import place_log_probs
+    from geoforensics.eval import coverage
+
+    gallery = grid_gallery(20.0)
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(len(gallery), 8))
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    recordings = points[:3] + 0.1 * rng.normal(size=(3, 8))
+    recordings /= np.linalg.norm(recordings, axis=1, keepdims=True)
+    data = SimpleNamespace(gallery=gallery, retrieval_index=SimpleNamespace(embeddings=points))
+    monkeypatch.setattr(coverage, "_agclip_embeddings", lambda d, m, s: recordings)
+    result = SimpleNamespace(extra={"model_dir": "m"}, arrays={"embeddings": recordings})
+    val, test, setting = coverage.row_distributions(
+        data,  # type: ignore[arg-type]
+        "agclip",
+        result,  # type: ignore[arg-type]
+    )
+    prior = gallery_log_prior(gallery)
+    assert np.ptp(prior) > 0.5  # the area prior is not flat on a 20-degree grid
+    want = np.exp(place_log_probs(np.clip(recordings @ points.T, -1, 1), prior))
+    for chunks in (val, test):
+        got = np.concatenate(list(chunks))
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-12)  # float32 cosines
+    assert setting == {"kind": "agclip", "prior": "cell area (cos latitude)"}

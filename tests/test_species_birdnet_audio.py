@@ -268,14 +268,33 @@ def test_embeddings_cache_is_reused_and_rebuilt_when_damaged(
 
 
 @needs_birdnet
+def test_two_output_model_is_patched_once_and_read_from_the_cache(
+    model: ba.BirdNETAudio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = str(ba.birdnet_file("audio"))
+    first, content, index = ba._two_output_file(path)
+    assert first is not None and content is None and Path(first).is_file()
+
+    def must_not_patch(path: str) -> tuple[bytes, int]:
+        raise AssertionError("the cached two-output model should have been read")
+
+    monkeypatch.setattr(ba, "_two_output_model", must_not_patch)
+    assert ba._two_output_file(path) == (first, None, index)
+    again = ba.BirdNETAudio(num_threads=1, batch_size=2)
+    assert again.embedding_source == "model-output"
+    windows = np.stack([w for _, _, w in ba.iter_windows([_chirps(3.0, seed=5)])])
+    np.testing.assert_allclose(again.predict(windows)[0], model.predict(windows)[0], atol=1e-6)
+
+
+@needs_birdnet
 @pytest.mark.slow
 def test_preserved_tensor_fallback_gives_the_same_outputs(
     model: ba.BirdNETAudio, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(path: str) -> tuple[bytes, int]:
+    def broken(path: str) -> tuple[str | None, bytes | None, int]:
         raise ValueError("no schema")
 
-    monkeypatch.setattr(ba, "_two_output_model", broken)
+    monkeypatch.setattr(ba, "_two_output_file", broken)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fallback = ba.BirdNETAudio(num_threads=1, batch_size=2)

@@ -402,7 +402,7 @@ def test_cli_locate_image_and_text(
     direct = locate_image(picture, k=3, gallery=gallery, encoder=encoder)
     assert payload["method"] == "geoclip-image"
     assert [p["gallery_index"] for p in payload["places"]] == direct.top_indices.tolist()
-    assert payload["places"][0]["probability"] == pytest.approx(direct.top[0].probability)
+    assert payload["places"][0]["point_probability"] == pytest.approx(direct.top[0].probability)
     assert payload["places"][0]["place"]["country"]  # nearest named place, offline
 
     heatmap = tmp_path / "text.png"

@@ -87,13 +87,13 @@ def _model_calibration(args: argparse.Namespace) -> int:
         save_calibration,
     )
     from ..geo.distance import validate_coords
-    from ..geo.gallery import resolve_gallery
+    from ..geo.gallery import gallery_log_prior, resolve_gallery
     from ..geo.regions import RegionGrid
     from ..models import load_model
+    from ..models.audio_places import place_log_probs
     from ..models.inference import iter_pooled_outputs
     from ..models.model_space import retrieval_index_for_model
     from ..models.resolve import resolve_audio_model
-    from ..species.fusion import agclip_log_probs
 
     model_dir = Path(resolve_audio_model(args.model))
     model = load_model(model_dir)
@@ -113,11 +113,12 @@ def _model_calibration(args: argparse.Namespace) -> int:
     if len(embeddings) != keep.size:
         raise InputError(f"{args.data}: {keep.size - len(embeddings)} recordings could not be read")
     grid = RegionGrid.build(gallery.coords, args.res, args.max_km)
+    log_prior = gallery_log_prior(gallery)  # the prior of every AG-CLIP distribution
     places = truth[keep]
     parts = []
     for start in range(0, len(embeddings), CHUNK):  # (chunk, gallery) at a time
         cosine = np.clip(index.scores(embeddings[start : start + CHUNK]), -1.0, 1.0)
-        probs = np.exp(agclip_log_probs(cosine.astype(np.float64)))
+        probs = np.exp(place_log_probs(cosine.astype(np.float64), log_prior))
         parts.append(conformal_scores(grid, probs, places[start : start + CHUNK]))
     scores = np.concatenate(parts)
     entry = calibrate(
@@ -160,12 +161,8 @@ def _species_calibration(args: argparse.Namespace) -> int:
     from ..geo.calibration import calibrate, save_calibration, species_setting
     from ..geo.gallery import resolve_gallery
     from ..geo.regions import RegionGrid
-    from ..species.likelihood import (
-        SpeciesLikelihood,
-        _is_regular_grid,
-        area_log_prior,
-        score_map,
-    )
+    from ..species.likelihood import SpeciesLikelihood, score_map
+    from ..species.likelihood import gallery_log_prior as species_gallery_prior
     from ..species.names import match_species
     from ..species.range_table import range_table
     from ..species.ranges import load_range_model
@@ -193,8 +190,9 @@ def _species_calibration(args: argparse.Namespace) -> int:
         raise InputError(f"{folder}: fewer than 2 choruses with species the range model knows")
     gallery = resolve_gallery(args.gallery)
     coords = gallery.coords
-    use_area = _is_regular_grid(gallery)
-    prior = area_log_prior(coords) if use_area else 0.0
+    # the prior `locate` and `check` put on the species posterior (area and effort on a
+    # regular grid, none on a gallery of recording places): the calibration scores the same
+    prior, use_area, effort_name = species_gallery_prior(gallery)
     grid = RegionGrid.build(coords, args.res, args.max_km)
     truth = np.array([[records[i].latitude, records[i].longitude] for i, _ in lists])
     weeks_wanted = {"known": [True], "unknown": [False], "both": [True, False]}[args.week]
@@ -215,7 +213,13 @@ def _species_calibration(args: argparse.Namespace) -> int:
         entry = calibrate(
             "species-range",
             species_setting(
-                args.range_model, args.likelihood, week_known, gallery.name, coords, use_area
+                args.range_model,
+                args.likelihood,
+                week_known,
+                gallery.name,
+                coords,
+                use_area,
+                effort_name,
             ),
             grid,
             scores,

@@ -45,6 +45,7 @@ def options_from_args(args: argparse.Namespace) -> CheckOptions:
         max_frames=args.max_frames,
         clip_weights=args.clip_weights,
         species=not args.no_species,
+        calibration=args.calibration,
     )
     options.validate()
     return options
@@ -97,12 +98,12 @@ def summary_lines(report: CheckReport, written: dict[str, Path] | None = None) -
         if modality.available and modality.top:
             best = modality.top[0]
             score = (
-                f"P(<{best['radius_km']:g} km) {100 * best['probability']:.1f}%"
+                f"P(<{best['radius_km']:g} km) {100 * best['region_probability']:.1f}%"
                 if modality.kind == "distribution"
                 else "point"
             )
             lines.append(
-                f"  {modality.label:<32} {best['lat']:8.3f} {best['lon']:9.3f}  "
+                f"  {modality.label:<32} {best['latitude']:8.3f} {best['longitude']:9.3f}  "
                 f"{score:<20} {best['label']}"
             )
             region = region_line(modality)
@@ -269,6 +270,13 @@ def register(subparsers: Any) -> None:
         help="CLIP ViT-L/14 folder (default: $GEOFORENSICS_CLIP or the Hugging Face cache)",
     )
     parser.add_argument("--no-species", action="store_true", help="skip BirdNET species evidence")
+    parser.add_argument(
+        "--calibration",
+        metavar="FILE",
+        help="species-range calibration file (geoforensics calibrate --species) for the audio "
+        "species modality's regions; the AG-CLIP model's own calibration.json is read from "
+        "--model",
+    )
     parser.add_argument(
         "--json",
         action="store_true",

@@ -21,12 +21,13 @@ from an offline gazetteer (``reverse_geocode``, GeoNames cities of 1,000+ people
 ``--method agclip`` runs a trained AG-CLIP model (``--model``, a folder written by
 ``geoforensics train``) on AUDIO and retrieves over the gallery embedded in the model's own
 location space; its cosine similarities become probabilities with the temperature it was
-trained with (GeoCLIP's exp(logit_scale) ≈ 39.7). ``--method fused`` multiplies that
+trained with (GeoCLIP's exp(logit_scale) ≈ 39.7) and the gallery's prior (cell area on
+``grid-*``/``land-*`` galleries, uniform otherwise). ``--method fused`` multiplies that
 distribution with BirdNET's species likelihood over the same gallery, the species term
-raised to ``--fusion-weight`` (:mod:`geoforensics.core.species.fusion`; default 1.0, the
-plain product of the two experts; the benchmark chooses the weight on validation data with
-``choose_fusion_weight``). Both rank places by region mass like the species method (no
-area prior: AG-CLIP's map already reflects where recordings are made).
+raised to ``--fusion-weight`` (:mod:`geoforensics.core.species.fusion`; default the model
+folder's recorded weight, else 1.0, the plain product of the two experts). Both go through
+:func:`geoforensics.core.models.audio_places.audio_places`, the one path ``check``, the app
+and the bench share, and rank places by region mass like the species method.
 
 ``--method taxabind`` runs TaxaBind off the shelf (its CLAP audio tower and its location
 encoder; :mod:`geoforensics.core.commands.locate_taxabind`).
@@ -43,7 +44,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,11 +53,11 @@ from numpy.typing import ArrayLike
 
 from ..errors import InputError
 from ..geo.calibration import agclip_setting, species_setting
+from ..geo.gazetteer import Place, nearest_places  # noqa: F401 - re-exported here
 from . import parse_date_option
 from .locate_regions import add_region_options, check_region_options, region_output
 
 if TYPE_CHECKING:
-    from ..geo.gallery import Gallery
     from ..species.likelihood import SpeciesLocation
 
 #: Methods of ``locate AUDIO``.
@@ -77,67 +77,6 @@ _GALLERY_HELP = (
 # ------------------------------------------------------------------------------ gazetteer
 
 
-@dataclass(frozen=True)
-class Place:
-    """The gazetteer's nearest populated place to a point, and how far it is."""
-
-    city: str
-    state: str
-    country: str
-    country_code: str
-    latitude: float
-    longitude: float
-    distance_km: float
-
-    def label(self) -> str:
-        """``"City, State, Country (12 km)"`` (empty parts left out)."""
-        parts = [p for p in (self.city, self.state, self.country) if p]
-        return f"{', '.join(parts)} ({self.distance_km:,.0f} km)"
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready fields."""
-        return {
-            "city": self.city,
-            "state": self.state,
-            "country": self.country,
-            "country_code": self.country_code,
-            "latitude": self.latitude,
-            "longitude": self.longitude,
-            "distance_km": round(self.distance_km, 1),
-        }
-
-
-def nearest_places(coords: ArrayLike) -> list[Place]:
-    """Nearest gazetteer place (offline GeoNames cities via ``reverse_geocode``) to each point.
-
-    The distance is the great-circle distance from the point, so a point far out at sea or
-    on an ice sheet shows how far the named place really is.
-    """
-    import reverse_geocode
-
-    from ..geo.distance import check_coords, haversine_np
-
-    points = check_coords(coords, "gazetteer query")
-    if len(points) == 0:
-        return []
-    found = reverse_geocode.search([(float(a), float(b)) for a, b in points])
-    places = []
-    for point, hit in zip(points, found, strict=True):
-        where = np.array([float(hit["latitude"]), float(hit["longitude"])])
-        places.append(
-            Place(
-                city=str(hit.get("city") or ""),
-                state=str(hit.get("state") or ""),
-                country=str(hit.get("country") or hit.get("country_code") or ""),
-                country_code=str(hit.get("country_code") or ""),
-                latitude=float(where[0]),
-                longitude=float(where[1]),
-                distance_km=float(haversine_np(point, where)),
-            )
-        )
-    return places
-
-
 # ----------------------------------------------------------------------------------- map
 
 
@@ -152,14 +91,14 @@ def write_score_map(
     numbered top-k places; written atomically (matplotlib Agg, offline)."""
     from matplotlib.colors import LogNorm
 
-    from ...eval.plots import (
-        MAP_FIGSIZE,
-        _draw_coastlines,
-        _figure,
-        _save_png,
-        set_world_extent,
-    )
     from ..geo.distance import check_coords
+    from ..geo.worldmap import (
+        WORLD_FIGSIZE,
+        draw_coastlines,
+        save_png,
+        set_world_extent,
+        world_figure,
+    )
 
     points = check_coords(coords, "map coordinates")
     values = np.asarray(probs, dtype=np.float64)
@@ -171,10 +110,10 @@ def write_score_map(
         raise InputError(f"{path}: the map is written as PNG; give a path ending in .png")
     peak = float(values.max()) if values.size and values.max() > 0 else 1.0
     floor = peak * 1e-4
-    figure = _figure(MAP_FIGSIZE)
+    figure = world_figure(WORLD_FIGSIZE)
     axes = figure.add_subplot()
     axes.set_facecolor("white")
-    _draw_coastlines(axes)
+    draw_coastlines(axes)
     order = np.argsort(values, kind="stable")  # most probable drawn last (on top)
     size = float(np.clip(4.0e4 / max(len(points), 1), 1.0, 30.0))
     scatter = axes.scatter(
@@ -192,7 +131,7 @@ def write_score_map(
     set_world_extent(axes)
     axes.set_title(title)
     figure.subplots_adjust(left=0.06, right=0.9, top=0.93, bottom=0.1)
-    return _save_png(figure, path)
+    return save_png(figure, path)
 
 
 # ------------------------------------------------------------------------------- command
@@ -254,24 +193,14 @@ def _species_input(args: argparse.Namespace) -> tuple[list[str], np.ndarray | No
 
 
 def _place_rows(result: SpeciesLocation) -> list[dict[str, Any]]:
-    places = nearest_places(result.coords[result.top])
-    rows = []
-    for rank, (index, place) in enumerate(zip(result.top, places, strict=True), start=1):
-        lat, lon = result.coords[index]
-        rows.append(
-            {
-                "rank": rank,
-                "gallery_index": int(index),
-                "latitude": float(lat),
-                "longitude": float(lon),
-                "region_probability": float(result.region_probs[index]),
-                "probability": float(result.probs[index]),
-                "log_likelihood": float(result.log_likelihood[index]),
-                "place": place.as_dict(),
-                "label": place.label(),
-            }
-        )
-    return rows
+    """The listed places in the one place-row schema (:mod:`..geo.gazetteer`) plus each
+    place's species ``log_likelihood``."""
+    from ..geo.gazetteer import place_rows
+
+    return place_rows(
+        result.coords, result.top, result.region_probs, result.probs, result.radius_km,
+        {"log_likelihood": result.log_likelihood},
+    )  # fmt: skip
 
 
 def _print_text(
@@ -298,67 +227,14 @@ def _print_text(
     for row in rows:
         print(
             f"{row['rank']:>4}  {row['latitude']:>9.3f}  {row['longitude']:>10.3f}  "
-            f"{row['region_probability']:>14.4f}  {row['probability']:>9.2e}  {row['label']}"
+            f"{row['region_probability']:>14.4f}  {row['point_probability']:>9.2e}  "
+            f"{row['label']}"
         )
     if info["map"]:
         print(f"map -> {info['map']}")
 
 
 # ---------------------------------------------------------------- AG-CLIP and fused methods
-
-
-def _fused_species_term(
-    args: argparse.Namespace, gallery: Gallery, week: int
-) -> tuple[np.ndarray | None, dict[str, Any]]:
-    """BirdNET's species log-likelihood over the gallery for ``--method fused``.
-
-    None (a flat species term: AG-CLIP alone decides) when BirdNET hears no species above
-    ``--min-prob`` or none of them is in the range model; ``info`` says which case.
-    """
-    from ..species.likelihood import locate_species
-    from ..species.names import match_species
-    from ..species.ranges import load_range_model
-
-    names, weights, best = _heard_species(args, species_only=True)
-    info: dict[str, Any] = {
-        "heard": names,
-        "weights": [float(w) for w in weights],
-        "matched": [],
-        "unmatched": [],
-        "range_model": args.range_model,
-        "note": None,
-    }
-    if not names:
-        info["note"] = (
-            f"BirdNET heard no species with probability >= {args.min_prob:g} (highest "
-            f"{best:.3f}): the species term is flat and AG-CLIP alone decides"
-        )
-        return None, info
-    range_model = load_range_model(args.range_model)
-    match = match_species(
-        names, list(range_model.species), getattr(range_model, "common_names", None)
-    )
-    info["matched"], info["unmatched"] = match.matched, match.unmatched
-    if not match.matched:
-        info["note"] = (
-            f"none of the heard species is in the range model {args.range_model}: the "
-            "species term is flat and AG-CLIP alone decides"
-        )
-        return None, info
-    result = locate_species(
-        names,
-        range_model,
-        gallery,
-        week=week,
-        week_weight=args.week_weight,
-        model=args.likelihood,
-        radius_km=0.0,
-        k=1,
-        weights=weights,
-        area_prior=False,
-        progress=not args.json and sys.stderr.isatty(),
-    )
-    return result.log_likelihood, info
 
 
 def _check_model_args(args: argparse.Namespace) -> Path:
@@ -386,27 +262,43 @@ def _check_model_args(args: argparse.Namespace) -> Path:
     return path
 
 
+def audio_place_options(args: argparse.Namespace, when: date | None) -> Any:
+    """The :class:`~geoforensics.core.models.audio_places.AudioPlaceOptions` of ``locate AUDIO
+    --method agclip|fused`` (no ``--fusion-weight``: the model folder's weight, else 1)."""
+    from ..models.audio_places import AudioPlaceOptions
+    from ..species.fusion import fusion_weight_for_model
+
+    weight = args.fusion_weight
+    if args.method == "fused" and weight is None:
+        weight = fusion_weight_for_model(args.model)
+    return AudioPlaceOptions(
+        method=args.method,
+        top_k=args.top_k,
+        radius_km=float(args.radius_km),
+        fusion_weight=None if weight is None else float(weight),
+        date=when,
+        range_model=args.range_model,
+        likelihood=args.likelihood,
+        week_weight=args.week_weight,
+        species_weights=args.species_weights,
+        min_prob=args.min_prob,
+        threads=args.threads,
+    )
+
+
 def run_model_locate(args: argparse.Namespace, when: date | None) -> int:
     """``locate AUDIO --method agclip|fused --model MODEL_DIR``: AG-CLIP retrieval over the
-    gallery, optionally fused with BirdNET's species likelihood."""
-    from ..checklists import YEAR_ROUND, date_to_week
+    gallery, optionally fused with BirdNET's species likelihood
+    (:func:`~geoforensics.core.models.audio_places.audio_places`, the one path ``check``,
+    the app and the bench share)."""
     from ..geo.gallery import resolve_gallery
     from ..models import load_model
-    from ..models.inference import locate_recording
+    from ..models.audio_places import audio_places
     from ..models.model_space import retrieval_index_for_model
     from ..models.provenance import model_training_data
-    from ..species.fusion import (
-        DEFAULT_FUSION_WEIGHT,
-        agclip_log_probs,
-        agclip_temperature,
-        fuse,
-        log_normalise,
-    )
-    from ..species.likelihood import distinct_top_k, region_probability
 
     path = _check_model_args(args)
     method = args.method
-    weight = DEFAULT_FUSION_WEIGHT if args.fusion_weight is None else float(args.fusion_weight)
     model = load_model(args.model)
     training = model_training_data(args.model)
     warning = training.label()  # None only for a model trained on real recordings
@@ -414,53 +306,22 @@ def run_model_locate(args: argparse.Namespace, when: date | None) -> int:
         raise InputError(
             f"{args.model}: a {model.kind} model; --method {method} needs an AG-CLIP model"
         )
+    options = audio_place_options(args, when)
     gallery = resolve_gallery(args.gallery)
     index = retrieval_index_for_model(args.model, gallery)
-    prediction = locate_recording(model, path, index, k=min(args.top_k, len(gallery)))
-    if prediction.score_vector is None:  # pragma: no cover - AG-CLIP always scores the gallery
-        raise InputError(f"{args.model}: the model gave no scores over the gallery")
-    cosine = np.asarray(prediction.score_vector, dtype=np.float64)
-    temperature = agclip_temperature()
-    log_agclip = agclip_log_probs(cosine, temperature)
-    week = YEAR_ROUND if when is None else date_to_week(when)
-    log_final, log_species, species_info = log_agclip, None, None
-    if method == "fused":
-        species_ll, species_info = _fused_species_term(args, gallery, week)
-        if species_ll is not None:
-            log_species = log_normalise(species_ll, "species log-likelihood")
-            log_final = fuse(cosine, species_ll, weight, temperature)
-    probs = np.exp(log_final)
-    coords = gallery.coords
+    result = audio_places(model, path, gallery, index, options)
+    weight = result.fusion_weight
+    species_info = result.info.get("species") if method == "fused" else None
+    coords, probs, rows = result.coords, result.probs, result.top
     region_setting = agclip_setting(gallery.name, coords)
     if method == "fused":
         region_setting.update(fusion_weight=weight, range_model=args.range_model)
     conf_region = region_output(args, probs, coords, method, region_setting,
                                 Path(args.model) / "calibration.json")  # fmt: skip
-    region = region_probability(probs, coords, args.radius_km)
-    top = distinct_top_k(region, coords, args.top_k, args.radius_km)
-    places = nearest_places(coords[top])
-    rows = []
-    for rank, (i, place) in enumerate(zip(top, places, strict=True), start=1):
-        row: dict[str, Any] = {
-            "rank": rank,
-            "gallery_index": int(i),
-            "latitude": float(coords[i, 0]),
-            "longitude": float(coords[i, 1]),
-            "region_probability": float(region[i]),
-            "probability": float(probs[i]),
-            "cosine": float(cosine[i]),
-            "agclip_probability": float(np.exp(log_agclip[i])),
-        }
-        if method == "fused":
-            row["species_probability"] = (
-                None if log_species is None else float(np.exp(log_species[i]))
-            )
-        row["place"] = place.as_dict()
-        row["label"] = place.label()
-        rows.append(row)
     map_path = None
     if args.map is not None:
         title = "AG-CLIP" if method == "agclip" else f"AG-CLIP x species (w={weight:g})"
+        top = [row["gallery_index"] for row in rows]
         map_path = str(write_score_map(coords, probs, coords[top], args.map,
                                        f"{title}: {path.name}"))  # fmt: skip
     payload: dict[str, Any] = {
@@ -469,14 +330,16 @@ def run_model_locate(args: argparse.Namespace, when: date | None) -> int:
         "model": str(args.model),
         "training_data": training.as_dict(),
         "training_data_label": warning,
-        "n_windows": len(prediction.windows),
-        "temperature": temperature,
-        "fusion_weight": weight if method == "fused" else None,
+        "n_windows": result.n_windows,
+        "pooling": result.pooling,
+        "temperature": result.temperature,
+        "prior": result.prior,
+        "fusion_weight": weight,
         "date": None if when is None else when.isoformat(),
-        "week": week,
+        "week": result.week,
         "species": species_info,
         "gallery": {"name": gallery.name, "size": len(gallery)},
-        "radius_km": float(args.radius_km),
+        "radius_km": result.radius_km,
         "places": rows,
         "region": conf_region.payload,
         "map": map_path,
@@ -486,7 +349,7 @@ def run_model_locate(args: argparse.Namespace, when: date | None) -> int:
         return 0
     print(
         f"AG-CLIP model {args.model} on {path} ({payload['n_windows']} windows, mean pooling); "
-        f"cosine x temperature {temperature:.1f} -> softmax"
+        f"cosine x temperature {result.temperature:.1f} + log prior ({result.prior}) -> softmax"
     )
     if warning is not None:
         print(f"AG-CLIP model {warning}")
@@ -495,8 +358,9 @@ def run_model_locate(args: argparse.Namespace, when: date | None) -> int:
         print(
             f"fused with BirdNET species ({args.species_weights}; weight {weight:g}): {heard}; "
             f"range model {args.range_model}, "
-            + ("year-round (no date)" if when is None else f"{when.isoformat()} -> week {week}")
-        )
+            + ("year-round (no date)" if when is None else f"{when.isoformat()} -> week "
+               f"{result.week}")
+        )  # fmt: skip
         if species_info["unmatched"]:
             print(f"unmatched (ignored): {', '.join(species_info['unmatched'])}")
         if species_info["note"]:
@@ -510,7 +374,7 @@ def run_model_locate(args: argparse.Namespace, when: date | None) -> int:
     for row in rows:
         print(
             f"{row['rank']:>4}  {row['latitude']:>9.3f}  {row['longitude']:>10.3f}  "
-            f"{row['region_probability']:>14.4f}  {row['probability']:>9.2e}  "
+            f"{row['region_probability']:>14.4f}  {row['point_probability']:>9.2e}  "
             f"{row['cosine']:>7.3f}  {row['label']}"
         )
     print("\n".join(conf_region.lines))
@@ -546,22 +410,12 @@ def run_media_locate(args: argparse.Namespace) -> int:
     else:
         result = locate_text(args.text, k=args.top_k, gallery=args.gallery, clip=args.clip)
         what = f"text {args.text!r}"
+    from ..geo.gazetteer import place_rows
+
     probs = result.probs
     top = result.top_indices
-    places = nearest_places(result.coords[top])
-    rows = []
-    for rank, (index, place) in enumerate(zip(top, places, strict=True), start=1):
-        rows.append(
-            {
-                "rank": rank,
-                "gallery_index": int(index),
-                "latitude": float(result.coords[index, 0]),
-                "longitude": float(result.coords[index, 1]),
-                "probability": float(probs[index]),
-                "place": place.as_dict(),
-                "label": place.label(),
-            }
-        )
+    # ranked by single points (radius 0): the region mass is the point probability
+    rows = place_rows(result.coords, top, probs, probs, 0.0)
     conf_region = region_output(args, probs, result.coords, "geoclip-" + result.kind,
                                 agclip_setting(str(result.gallery), result.coords))  # fmt: skip
     map_path = None
@@ -579,11 +433,11 @@ def run_media_locate(args: argparse.Namespace) -> int:
         return 0
     print(f"{what}: CLIP ({result.clip_source}) through GeoCLIP's image MLP")
     print(f"gallery {result.gallery} ({len(result.coords)} locations)")
-    print(f"{'rank':>4}  {'latitude':>9}  {'longitude':>10}  {'probability':>11}  place")
+    print(f"{'rank':>4}  {'latitude':>9}  {'longitude':>10}  {'P(point)':>11}  place")
     for row in rows:
         print(
             f"{row['rank']:>4}  {row['latitude']:>9.3f}  {row['longitude']:>10.3f}  "
-            f"{row['probability']:>11.4f}  {row['label']}"
+            f"{row['point_probability']:>11.4f}  {row['label']}"
         )
     print("\n".join(conf_region.lines))
     if map_path:
@@ -636,7 +490,7 @@ def run_locate(args: argparse.Namespace) -> int:
     week_known = when is not None and args.week_weight > 0
     region = region_output(args, result.probs, result.coords, "species-range", species_setting(
         args.range_model, result.model, week_known, gallery.name, gallery.coords,
-        result.area_prior))  # fmt: skip
+        result.area_prior, result.effort_prior))  # fmt: skip
     map_path = None
     if args.map is not None:
         title = f"Species-range geolocation: {', '.join(result.match.matched[:4])}"
@@ -734,7 +588,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--fusion-weight", type=float, default=None, metavar="W",
         help="fused: weight of the species log-likelihood against AG-CLIP's log-probability "
-        "(default 1: the plain product of experts; 0 = AG-CLIP alone, inf = species alone)",
+        "(default: the model folder's fusion.json / model.json weight, else 1, the plain "
+        "product of experts; 0 = AG-CLIP alone, inf = species alone)",
     )  # fmt: skip
     parser.add_argument(
         "--date", metavar="YYYY-MM-DD",

@@ -29,9 +29,10 @@ DISPLAY_TEMPERATURE = 1.0 / 0.07
 def run_taxabind_locate(args: argparse.Namespace) -> int:
     """Handler of ``locate AUDIO --method taxabind [--model FOLDER]``."""
     from ..geo.gallery import resolve_gallery
+    from ..geo.gazetteer import place_rows
     from ..models.taxabind import load_taxabind
-    from ..species.likelihood import distinct_top_k
-    from .locate import nearest_places, write_score_map
+    from ..species.likelihood import distinct_top_k, region_probability
+    from .locate import write_score_map
 
     if args.species is not None:
         raise InputError("locate: --method taxabind locates an AUDIO file; drop --species")
@@ -54,21 +55,9 @@ def run_taxabind_locate(args: argparse.Namespace) -> int:
     probs /= probs.sum()
     coords = gallery.coords
     top = distinct_top_k(cosine, coords, min(args.top_k, len(gallery)), args.radius_km)
-    places = nearest_places(coords[top])
-    rows: list[dict[str, Any]] = []
-    for rank, (i, place) in enumerate(zip(top, places, strict=True), start=1):
-        rows.append(
-            {
-                "rank": rank,
-                "gallery_index": int(i),
-                "latitude": float(coords[i, 0]),
-                "longitude": float(coords[i, 1]),
-                "cosine": float(cosine[i]),
-                "probability": float(probs[i]),
-                "place": place.as_dict(),
-                "label": place.label(),
-            }
-        )
+    # ranked by cosine; the rows also give each place's display mass within --radius-km
+    region = region_probability(probs, coords, args.radius_km)
+    rows = place_rows(coords, top, region, probs, float(args.radius_km), {"cosine": cosine})
     map_path = None
     if args.map is not None:
         title = f"TaxaBind (off the shelf): {path.name}"
@@ -102,7 +91,7 @@ def run_taxabind_locate(args: argparse.Namespace) -> int:
     for row in rows:
         print(
             f"{row['rank']:>4}  {row['latitude']:>9.3f}  {row['longitude']:>10.3f}  "
-            f"{row['cosine']:>7.3f}  {row['probability']:>10.2e}  {row['label']}"
+            f"{row['cosine']:>7.3f}  {row['point_probability']:>10.2e}  {row['label']}"
         )
     if map_path:
         print(f"map -> {map_path}")

@@ -14,10 +14,12 @@ Steps (:func:`run_check`):
    model; the windows' embeddings averaged over the whole clip (the paper's inference) and
    over ``segment_s`` slices (the timeline), each matched against the gallery and turned into
    a distribution ``softmax(T · cosine + log prior)`` with the model's training temperature
-   (GeoCLIP's ≈ 39.7). On a regular lat/lon gallery (``land-*``, ``grid-*``) the prior
-   weights each point by its cell's area (cos latitude), so that it is uniform over the
-   Earth's surface rather than over cells. A model whose ``model.json`` does not record real
-   training data (:mod:`..models.provenance`) is labelled and not counted in the verdict
+   (GeoCLIP's ≈ 39.7), by :func:`~geoforensics.core.models.audio_places.audio_places` (the
+   one path ``locate --method agclip|fused`` and the app take). On a regular lat/lon
+   gallery (``land-*``, ``grid-*``) the prior weights each point by its cell's area (cos
+   latitude), so that it is uniform over the Earth's surface rather than over cells. A
+   model whose ``model.json`` does not record real training data
+   (:mod:`..models.provenance`) is labelled and not counted in the verdict
    unless the clip itself is declared SYNTHETIC; with a model that knows real sound (or a
    SYNTHETIC clip) and species, **audio fused** (AG-CLIP x species, ``fuse``) is shown too;
 4. **frames**: keyframes (scene changes or every ``frame_every_s``, at most ``max_frames``)
@@ -50,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import GeoforensicsError, InputError, WeightsNotFoundError
+from ..geo.gallery import gallery_log_prior  # moved to the geo layer; re-exported here
 from .discrepancy import (
     CONSISTENT_RADIUS_KM,
     compare_modalities,
@@ -66,7 +69,9 @@ if TYPE_CHECKING:
     from ..geo.gallery import Gallery
     from ..geoclip.retrieval import RetrievalIndex
     from ..media import MediaInfo
+    from ..models.audio_places import AudioPlaceOptions, AudioPlaces
     from ..models.geolocator import AudioGeolocator
+    from ..models.inference import WindowOutputs
     from ..models.provenance import TrainingData
 
 Progress = Callable[[float, str], None]
@@ -122,7 +127,8 @@ class CheckOptions:
     ``"LAT,LON"``; ``date`` None takes the container's creation date; ``text`` None takes the
     container's title / description / comment tag; ``clip_weights`` a CLIP ViT-L/14 folder or
     file (else the Hugging Face cache / ``$GEOFORENSICS_CLIP``); ``species`` runs BirdNET when
-    the extra is installed.
+    the extra is installed; ``calibration`` a species-range calibration file (``geoforensics
+    calibrate --species``) for the audio species modality's regions.
     """
 
     model_dir: Path | None = None
@@ -136,6 +142,7 @@ class CheckOptions:
     max_frames: int = 12
     clip_weights: str | None = None
     species: bool = True
+    calibration: str | None = None
 
     def validate(self) -> None:
         """Raise a one-line :class:`InputError` for an unusable value."""
@@ -147,6 +154,11 @@ class CheckOptions:
             raise InputError(f"--frame-every-s must be > 0 seconds, got {self.frame_every_s}")
         if self.max_frames < 0:
             raise InputError(f"--max-frames must be >= 0, got {self.max_frames}")
+        if self.calibration is not None and not Path(self.calibration).is_file():
+            raise InputError(
+                f"{self.calibration}: no such calibration file (make one with "
+                "geoforensics calibrate --species)"
+            )
 
     def resolved_model_dir(self) -> Path:
         """``model_dir`` or the shipped demo checkpoint; a released AG-CLIP checkpoint
@@ -172,6 +184,7 @@ class CheckOptions:
             "max_frames": int(self.max_frames),
             "clip_weights": self.clip_weights,
             "species": bool(self.species),
+            "calibration": self.calibration,
             "top_radius_km": TOP_RADIUS_KM,
         }
 
@@ -227,6 +240,9 @@ class CheckModels:
         if not self._clip_tried:
             self._clip_tried = True
             try:
+                from ..vision.weights import find_clip_weights
+
+                find_clip_weights(self.clip_weights)  # torch-free: no weights, no torch import
                 from ..vision import load_geo_image_text_encoder
 
                 self._clip = load_geo_image_text_encoder(self.clip_weights)
@@ -308,7 +324,7 @@ def load_check_models(options: CheckOptions | None = None) -> CheckModels:
 def _load_agclip_models(options: CheckOptions) -> CheckModels:
     """:func:`load_check_models` with a model folder."""
     from ..fileio import sha256_file
-    from ..geo.gallery import resolve_gallery
+    from ..geo.gallery import gallery_prior_name, resolve_gallery
     from ..models import load_model
     from ..models.geolocator import model_files
     from ..models.model_space import model_location_encoder_name, retrieval_index_for_model
@@ -350,9 +366,7 @@ def _load_agclip_models(options: CheckOptions) -> CheckModels:
         "best_epoch": config.extra.get("best_epoch"),
         "val_metrics": config.extra.get("val_metrics"),
         "pooling": "mean",
-        "prior": "cell area (cos latitude)"
-        if gallery.metadata.get("kind") in ("grid", "land")
-        else "uniform over gallery points",
+        "prior": gallery_prior_name(gallery),
     }
     return CheckModels(
         key=_model_key(options),
@@ -398,16 +412,6 @@ def shared_check_models(options: CheckOptions | None = None) -> CheckModels:
 
 
 # ------------------------------------------------------------------------------ helpers
-
-
-def gallery_log_prior(gallery: Gallery) -> np.ndarray:
-    """(G,) log prior over the gallery points: each cell's share of area (cos latitude) on a
-    regular lat/lon grid (``land-*``, ``grid-*``), uniform over points otherwise."""
-    from ..species.likelihood import area_log_prior
-
-    if gallery.metadata.get("kind") in ("grid", "land") and "step_deg" in gallery.metadata:
-        return area_log_prior(gallery.coords)
-    return np.full(len(gallery), -np.log(len(gallery)))
 
 
 def _tell(progress: Progress | None, fraction: float, message: str) -> None:
@@ -475,24 +479,40 @@ def _softmax_rows(log_probs: np.ndarray, log_prior: np.ndarray) -> np.ndarray:
     return out / out.sum(axis=-1, keepdims=True)
 
 
-def _audio_cosine(models: CheckModels, embeddings: np.ndarray) -> np.ndarray:
-    """Mean of window embeddings -> L2-normalised -> cosine with every gallery point."""
-    if models.audio_index is None:
+def audio_place_options(
+    models: CheckModels, options: CheckOptions, **changes: Any
+) -> AudioPlaceOptions:
+    """The :class:`~geoforensics.core.models.audio_places.AudioPlaceOptions` of the check's
+    AG-CLIP modalities: its top-k, the region radius, the model's temperature and fusion
+    weight (``changes`` override, e.g. ``method="fused"``)."""
+    from ..models.audio_places import AudioPlaceOptions
+
+    settings: dict[str, Any] = {
+        "method": "agclip",
+        "top_k": options.top_k,
+        "radius_km": TOP_RADIUS_KM,
+        "fusion_weight": models.fusion_weight,
+        "temperature": models.temperature,
+    }
+    settings.update(changes)
+    return AudioPlaceOptions(**settings)
+
+
+def _audio_places(
+    models: CheckModels,
+    audio: WindowOutputs,
+    options: AudioPlaceOptions,
+    species_loglik: np.ndarray | None = None,
+) -> AudioPlaces:
+    """:func:`~geoforensics.core.models.audio_places.audio_places` with the check's model,
+    gallery and index: the one path from audio to places."""
+    from ..models.audio_places import audio_places
+
+    if models.model is None or models.audio_index is None or models.gallery is None:
         raise InputError("no AG-CLIP model loaded")
-    query = np.asarray(embeddings, dtype=np.float64).mean(axis=0)
-    norm = float(np.linalg.norm(query))
-    if not np.isfinite(norm) or norm == 0.0:
-        raise InputError("the audio embedding is zero or not finite; cannot retrieve")
-    cosine = models.audio_index.scores((query / norm).astype(np.float32)[None])[0]
-    return np.clip(cosine.astype(np.float64), -1.0, 1.0)
-
-
-def _audio_distribution(models: CheckModels, embeddings: np.ndarray) -> np.ndarray:
-    """Mean of window embeddings -> L2-normalised -> softmax(T · cosine + log prior)."""
-    from ..species.fusion import agclip_log_probs
-
-    cosine = _audio_cosine(models, embeddings)
-    return _softmax_rows(agclip_log_probs(cosine, models.temperature), models.log_prior)
+    return audio_places(
+        models.model, audio, models.gallery, models.audio_index, options, species_loglik
+    )
 
 
 def _thumbnail(image: np.ndarray) -> np.ndarray:
@@ -540,7 +560,7 @@ def _distribution_result(
     details: dict[str, Any],
 ) -> ModalityResult:
     rows = top_rows(probs, models.coords, models.region, k)
-    point = (rows[0]["lat"], rows[0]["lon"])
+    point = (rows[0]["latitude"], rows[0]["longitude"])
     return ModalityResult(name, True, None, point, rows, probs, source, details)
 
 
@@ -561,38 +581,40 @@ def _audio_step(
     options: CheckOptions,
     progress: Progress | None,
     clip_synthetic: bool,
-) -> tuple[ModalityResult, list[Segment], np.ndarray | None]:
+) -> tuple[ModalityResult, list[Segment], WindowOutputs | None]:
     """AG-CLIP over every window: the ``audio`` modality, its timeline segments and the
-    clip's cosine similarities with the gallery (for fusion). Without a model the modality
-    is unavailable; a model that does not know real sound is labelled and, unless the clip
-    itself is SYNTHETIC, not counted as evidence."""
-    from ..models.inference import window_outputs
-
-    if models.model is None:
+    clip's window outputs (for fusion), all through
+    :func:`~geoforensics.core.models.audio_places.audio_places` (the path ``locate --method
+    agclip`` and the app take). Without a model the modality is unavailable; a model that
+    does not know real sound is labelled and, unless the clip itself is SYNTHETIC, not
+    counted as evidence."""
+    if models.model is None:  # before the imports below: they load torch (~2 s, ~300 MB)
         return ModalityResult("audio", False, NO_MODEL_REASON), [], None
     if not media.has_audio:
         return ModalityResult("audio", False, f"{clip.name}: no audio track"), [], None
+    from ..models.audio_places import segment_windows
+    from ..models.inference import window_outputs
+
     _tell(progress, 0.12, "audio: AG-CLIP over every 3 s window")
     windows = window_outputs(models.model, clip)
-    embeddings = windows.outputs["embedding"]
-    cosine = _audio_cosine(models, embeddings)
-    from ..species.fusion import agclip_log_probs
-
-    probs = _softmax_rows(agclip_log_probs(cosine, models.temperature), models.log_prior)
+    located = _audio_places(models, windows, audio_place_options(models, options))
     training = models.training
     warning = None if training is None else training.label()
     details = {
-        "n_windows": len(windows),
+        "n_windows": located.n_windows,
         "window_s": float(windows.end_s[0] - windows.start_s[0]) if len(windows) else None,
-        "pooling": "mean of window embeddings",
-        "temperature": models.temperature,
+        "pooling": f"{located.pooling} of window embeddings",
+        "temperature": located.temperature,
+        "prior": located.prior,
         "model_dir": str(models.model_dir),
         "training_data": None if training is None else training.as_dict(),
         "training_data_label": warning,
     }
-    result = _distribution_result(
-        "audio", probs, models, options.top_k, f"audio track of {clip.name}", details
-    )
+    point = (located.top[0]["latitude"], located.top[0]["longitude"])
+    result = ModalityResult(
+        "audio", True, None, point, located.top, located.probs, f"audio track of {clip.name}",
+        details,
+    )  # fmt: skip
     if warning is not None:
         result.evidence = clip_synthetic
         result.evidence_note = (
@@ -602,24 +624,25 @@ def _audio_step(
         )
     centres = (windows.start_s + windows.end_s) / 2.0
     slot = np.floor(centres / options.segment_s).astype(np.int64)
+    segment_options = audio_place_options(models, options, top_k=1, place_names=False)
     segments = []
     for i, value in enumerate(np.unique(slot)):
         rows = np.flatnonzero(slot == value)
-        seg_probs = _audio_distribution(models, embeddings[rows])
-        point, mass = _segment_top(models, seg_probs)
+        part = _audio_places(models, segment_windows(windows, rows), segment_options)
+        best = part.top[0]
         segments.append(
             Segment(
                 kind="audio",
                 index=i,
                 start_s=float(windows.start_s[rows].min()),
                 end_s=float(windows.end_s[rows].max()),
-                point=point,
-                probability=mass,
+                point=(best["latitude"], best["longitude"]),
+                probability=best["region_probability"],
                 n_windows=len(rows),
-                probs=seg_probs,
+                probs=part.probs,
             )
         )
-    return result, segments, cosine
+    return result, segments, windows
 
 
 def _frames_step(
@@ -849,6 +872,7 @@ def _species_modality(
         "weights": f"{heard.mode}: BirdNET window probability, species >= {heard.min_prob:g}",
         "likelihood": location.model,
         "area_prior": location.area_prior,
+        "effort_prior": location.effort_prior,
         "week": int(week),
         "range_model": "birdnet",
         "n_windows": len(run.windows),
@@ -943,20 +967,19 @@ def _species_judgements(
 
 def _fused_step(
     audio: ModalityResult,
-    cosine: np.ndarray | None,
+    windows: WindowOutputs | None,
     run: _SpeciesRun | None,
     models: CheckModels,
     options: CheckOptions,
     clip_synthetic: bool,
 ) -> ModalityResult:
-    """``audio_fused``: AG-CLIP x species (:func:`~geoforensics.core.species.fusion.fuse`,
-    the model folder's weight or the default) with the gallery prior, when both exist and
-    the model knows real sound (or the clip is SYNTHETIC). It combines two modalities already
-    in the check, so its pairs are shown but not counted a second time."""
-    from ..species.fusion import fuse
-
+    """``audio_fused``: AG-CLIP x species (``audio_places`` with ``method="fused"``: the
+    model folder's weight or the default, the gallery prior) on the clip's AG-CLIP windows and
+    the species modality's likelihood, when both exist and the model knows real sound (or the
+    clip is SYNTHETIC). It combines two modalities already in the check, so its pairs are
+    shown but not counted a second time."""
     name = "audio_fused"
-    if not audio.available or cosine is None:
+    if not audio.available or windows is None:
         return ModalityResult(name, False, "needs an AG-CLIP model (--model)")
     if run is None or run.location is None:
         return ModalityResult(name, False, "needs species evidence (none heard or BirdNET off)")
@@ -967,13 +990,15 @@ def _fused_step(
             False,
             f"the AG-CLIP model is {models.training.label() if models.training else ''}",
         )
-    weight = models.fusion_weight
-    log_fused = fuse(cosine, run.location.log_likelihood, weight, models.temperature)
-    probs = _softmax_rows(log_fused, models.log_prior)
-    details = {"fusion_weight": weight, "temperature": models.temperature}
-    result = _distribution_result(
-        name, probs, models, options.top_k, f"AG-CLIP x species (w = {weight:g})", details
-    )
+    fused_options = audio_place_options(models, options, method="fused")
+    located = _audio_places(models, windows, fused_options, run.location.log_likelihood)
+    weight = located.fusion_weight
+    details = {"fusion_weight": weight, "temperature": located.temperature, "prior": located.prior}
+    point = (located.top[0]["latitude"], located.top[0]["longitude"])
+    result = ModalityResult(
+        name, True, None, point, located.top, located.probs, f"AG-CLIP x species (w = {weight:g})",
+        details,
+    )  # fmt: skip
     result.evidence = False
     result.evidence_note = "combines the two audio modalities above; not counted twice"
     return result
@@ -1025,8 +1050,8 @@ def _species_step(
         )
         places[name] = {
             "label": label,
-            "lat": modality.point[0],
-            "lon": modality.point[1],
+            "latitude": modality.point[0],
+            "longitude": modality.point[1],
             "n_unexpected": evidence.n_unexpected,
             "species": [
                 {
@@ -1119,10 +1144,10 @@ def run_check(
     run, species_why = _birdnet_windows(path, media, models, options, progress)
     audio_species = _species_modality(run, species_why, models, options, week, progress)
     species_segments = _species_segments(run, models, options)
-    audio, audio_segments, cosine = _audio_step(
+    audio, audio_segments, audio_windows = _audio_step(
         path, media, models, options, progress, clip_synthetic
     )
-    fused = _fused_step(audio, cosine, run, models, options, clip_synthetic)
+    fused = _fused_step(audio, audio_windows, run, models, options, clip_synthetic)
     frames, frame_segments = _frames_step(path, media, models, options, progress)
     text = _text_step(media, models, options, progress)
     modalities = {
@@ -1140,7 +1165,13 @@ def run_check(
     discrepancies = compare_modalities(modalities, models.coords, prior=np.exp(models.log_prior))
     judgements = _species_judgements(run, modalities)
     _apply_species_rule(discrepancies, judgements)
-    attach_regions(modalities, models.coords, models.gallery_name, models.model_dir)
+    attach_regions(
+        modalities,
+        models.coords,
+        models.gallery_name,
+        models.model_dir,
+        None if options.calibration is None else Path(options.calibration),
+    )
     apply_region_rule(discrepancies, modalities)
     verdict = decide_verdict(discrepancies, modalities)
     verdict.thresholds.update(rule_constants())

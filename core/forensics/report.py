@@ -128,9 +128,9 @@ def _modality_rows(report: CheckReport) -> str:
             best = m.top[0]
             where = (
                 f"{_text(best['label'])}<br><span class='muted'>"
-                f"{best['lat']:.3f}, {best['lon']:.3f}</span>"
+                f"{best['latitude']:.3f}, {best['longitude']:.3f}</span>"
             )
-            score = _pct(best["probability"]) if m.kind == "distribution" else "point"
+            score = _pct(best["region_probability"]) if m.kind == "distribution" else "point"
             state = "yes"
         else:
             where, score, state = "–", "–", "no"
@@ -154,8 +154,9 @@ def _top_tables(report: CheckReport) -> str:
         if not m.available or m.kind != "distribution":
             continue
         rows = "".join(
-            f"<tr><td class='num'>{r['rank']}</td><td class='num'>{r['lat']:.3f}</td>"
-            f"<td class='num'>{r['lon']:.3f}</td><td class='num'>{_pct(r['probability'])}</td>"
+            f"<tr><td class='num'>{r['rank']}</td><td class='num'>{r['latitude']:.3f}</td>"
+            f"<td class='num'>{r['longitude']:.3f}</td>"
+            f"<td class='num'>{_pct(r['region_probability'])}</td>"
             f"<td class='num'>{r['point_probability']:.2e}</td><td>{_text(r['label'])}</td></tr>"
             for r in m.top
         )

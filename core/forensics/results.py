@@ -17,7 +17,7 @@ from .discrepancy import MODALITY_LABELS, Discrepancy, Verdict
 
 #: ``report.json`` format name and version.
 REPORT_FORMAT = "geoforensics-check-report"
-REPORT_VERSION = 2
+REPORT_VERSION = 3
 
 
 def _round(value: float | None, digits: int = 6) -> float | None:
@@ -34,12 +34,13 @@ class ModalityResult:
     shown, labelled, and compared, but its pairs are not counted.
 
     ``available`` False comes with ``reason`` (what is missing and how to fix it). ``point``
-    is the top-1 place (lat, lon); ``top`` the top-k places best first (``lat``, ``lon``,
-    ``probability``: mass within ``radius_km`` of the place, ``point_probability``, ``label``:
-    the nearest gazetteer place); ``probs`` the distribution over the report's gallery (None
-    for point-only modalities: GPS tag, claimed place). ``source`` says what the modality
-    came from (``--text``, the container's ``title`` tag, ...); ``details`` holds the rest
-    (frames used, text hint, resolved place...).
+    is the top-1 place (lat, lon); ``top`` the top-k places best first in the one place-row
+    schema of :mod:`geoforensics.core.geo.gazetteer` (``latitude``, ``longitude``,
+    ``region_probability``: mass within ``radius_km`` of the place, ``point_probability``,
+    ``label``: the nearest gazetteer place, ...); ``probs`` the distribution over the
+    report's gallery (None for point-only modalities: GPS tag, claimed place). ``source``
+    says what the modality came from (``--text``, the container's ``title`` tag, ...);
+    ``details`` holds the rest (frames used, text hint, resolved place...).
     """
 
     name: str

@@ -272,14 +272,17 @@ def species_setting(
     gallery_name: str,
     coords: ArrayLike,
     area_prior: bool,
+    effort_prior: str | None = None,
 ) -> dict[str, Any]:
     """Setting of a species-range calibration: range model spec, likelihood, whether the
-    week is known, the gallery and whether the area prior is on."""
+    week is known, the gallery, whether the area prior is on and the effort prior's name
+    (``"none"`` without one): a calibration only applies to the posterior it was made on."""
     return {
         "range_model": str(range_model),
         "likelihood": str(likelihood),
         "week_known": bool(week_known),
         "area_prior": bool(area_prior),
+        "effort_prior": "none" if effort_prior is None else str(effort_prior),
         **gallery_setting(gallery_name, coords),
     }
 

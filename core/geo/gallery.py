@@ -397,3 +397,44 @@ def resolve_gallery(file_or_spec: str, **kwargs: Any) -> Gallery:
     if Path(file_or_spec).is_file():
         return file_gallery(file_or_spec)
     return build_gallery(file_or_spec, **kwargs)
+
+
+# ------------------------------------------------------------------------------- priors
+
+
+def is_regular_grid(gallery: Gallery) -> bool:
+    """Whether ``gallery`` is a regular lat/lon grid of equal-angle cells (``grid-*``,
+    ``land-*``), whose points stand for cells of unequal area."""
+    return gallery.metadata.get("kind") in ("grid", "land") and "step_deg" in gallery.metadata
+
+
+def area_log_prior(coords: ArrayLike) -> np.ndarray:
+    """(G,) log of each point's share of area on a regular lat/lon grid: log cos(latitude).
+
+    Use it for ``grid-*`` / ``land-*`` galleries (cells of equal angular size), so that the
+    prior is uniform over the Earth's surface rather than over cells.
+    """
+    points = check_coords(coords, "area prior coordinates")
+    weight = np.cos(np.radians(points[:, 0]))
+    return np.log(np.clip(weight, 1e-6, None) / weight.sum())
+
+
+def gallery_log_prior(gallery: Gallery) -> np.ndarray:
+    """(G,) log prior over a gallery's points, the one rule of every AG-CLIP distribution
+    (``locate``, ``check``, the app, the bench): each cell's share of area (cos latitude) on a
+    regular lat/lon grid (:func:`is_regular_grid`), uniform over the points otherwise
+    (galleries of recording places already carry where recordings are made).
+
+    The species-range likelihood adds a recording-effort term on top of this
+    (:func:`geoforensics.core.species.likelihood.gallery_log_prior`).
+    """
+    if is_regular_grid(gallery):
+        return area_log_prior(gallery.coords)
+    return np.full(len(gallery), -math.log(len(gallery)))
+
+
+def gallery_prior_name(gallery: Gallery) -> str:
+    """What :func:`gallery_log_prior` puts over ``gallery``, in words."""
+    if is_regular_grid(gallery):
+        return "cell area (cos latitude)"
+    return "uniform over gallery points"

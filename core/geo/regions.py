@@ -239,7 +239,6 @@ class RegionGrid:
         # Every region holds the top place's cell: a true place there is always covered.
         out[owners == self.top_owner(probs)] = 0.0
         return out
-        return out
 
 
 _GRID_CACHE: dict[tuple[str, int, float | None], RegionGrid] = {}

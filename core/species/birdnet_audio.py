@@ -278,6 +278,51 @@ def _two_output_model(path: str) -> tuple[bytes, int]:
     return bytes(builder.Output()), index
 
 
+#: Version of the patched model file in the cache (bump when the patch changes).
+_PATCH_FORMAT = 1
+
+
+def _two_output_file(path: str) -> tuple[str | None, bytes | None, int]:
+    """The two-output model as a cached file (``(file, None, index)``; patching the 50 MB
+    flatbuffer costs ~1 s per process, reading the cached file none), or in memory
+    (``(None, bytes, index)``) when the cache folder is not writable."""
+    import hashlib
+
+    from ..fileio import atomic_write
+    from ..paths import cache_dir
+
+    source = Path(path).resolve()
+    stat = source.stat()
+    key = f"{_PATCH_FORMAT}|{source}|{stat.st_size}|{stat.st_mtime_ns}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+    model_file = side = None
+    try:
+        folder = cache_dir("birdnet")
+        model_file = folder / f"audio-two-outputs-{digest}.tflite"
+        side = folder / f"audio-two-outputs-{digest}.json"
+        meta = json.loads(side.read_text(encoding="utf-8")) if side.is_file() else None
+        if (
+            isinstance(meta, dict)
+            and meta.get("key") == key
+            and model_file.is_file()
+            and model_file.stat().st_size == meta.get("size")
+        ):
+            return str(model_file), None, int(meta["embedding_index"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    content, index = _two_output_model(path)
+    if model_file is None or side is None:  # no cache folder: keep the bytes in memory
+        return None, content, index
+    try:
+        with atomic_write(model_file, "wb") as fh:
+            fh.write(content)
+        with atomic_write(side) as fh:
+            json.dump({"key": key, "size": len(content), "embedding_index": index}, fh)
+    except OSError:  # no writable cache: keep the bytes in memory
+        return None, content, index
+    return str(model_file), None, index
+
+
 def _embedding_by_shape(details: Sequence[dict[str, Any]], output_index: int, rows: int) -> int:
     """Fall-back lookup: the last float32 ``[rows, 1024]`` tensor before the output."""
     candidates = [
@@ -343,7 +388,7 @@ class BirdNETAudio:
         except ImportError:
             raise WeightsNotFoundError(f"the TFLite runtime is missing: {INSTALL_HINT}") from None
         try:
-            content, index = _two_output_model(str(self.path))
+            model_file, content, index = _two_output_file(str(self.path))
         except Exception as error:  # schema module moved, unexpected graph: keep working
             warnings.warn(
                 f"BirdNET: could not add the embedding as a model output ({error}); "
@@ -354,7 +399,11 @@ class BirdNETAudio:
             runner = interpreter("audio", num_threads=self.num_threads, preserve_all_tensors=True)
             return runner, None, "preserved-tensors"
         with native_stderr_silenced():  # TFLite's C++ "INFO: Created ... XNNPACK delegate"
-            runner = Interpreter(model_content=content, num_threads=self.num_threads)
+            runner = (
+                Interpreter(model_path=model_file, num_threads=self.num_threads)
+                if model_file is not None
+                else Interpreter(model_content=content, num_threads=self.num_threads)
+            )
             runner.allocate_tensors()
         return runner, index, "model-output"
 

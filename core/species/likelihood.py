@@ -493,14 +493,11 @@ def week_prior(
 
 
 def area_log_prior(coords: ArrayLike) -> np.ndarray:
-    """(G,) log of each point's share of area on a regular lat/lon grid: log cos(latitude).
+    """(G,) log of each point's share of area on a regular lat/lon grid: log cos(latitude)
+    (:func:`geoforensics.core.geo.gallery.area_log_prior`, the one definition)."""
+    from ..geo.gallery import area_log_prior as geo_area_log_prior
 
-    Use it for ``grid-*`` / ``land-*`` galleries (cells of equal angular size), so that the
-    prior is uniform over the Earth's surface rather than over cells.
-    """
-    points = check_coords(coords, "area prior coordinates")
-    weight = np.cos(np.radians(points[:, 0]))
-    return np.log(np.clip(weight, 1e-6, None) / weight.sum())
+    return geo_area_log_prior(coords)
 
 
 def _unit_vectors(points: np.ndarray) -> np.ndarray:
@@ -651,7 +648,9 @@ class SpeciesLocation:
 
 
 def _is_regular_grid(gallery: Gallery) -> bool:
-    return gallery.metadata.get("kind") in ("grid", "land") and "step_deg" in gallery.metadata
+    from ..geo.gallery import is_regular_grid
+
+    return is_regular_grid(gallery)
 
 
 def gallery_log_prior(

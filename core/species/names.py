@@ -11,6 +11,7 @@ species it had to ignore instead of silently dropping them.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -114,6 +115,25 @@ class SpeciesMatch:
         return len(self.names)
 
 
+@functools.lru_cache(maxsize=8)
+def _lookups(
+    taxonomy: tuple[str, ...], common_names: tuple[str, ...]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Canonical scientific name -> first index, and folded common name -> first index, of a
+    taxonomy (built once per taxonomy: a check matches several lists onto BirdNET's 6,522)."""
+    lookup: dict[str, int] = {}
+    for i, entry in enumerate(taxonomy):
+        key = normalise_name(entry)
+        if key:
+            lookup.setdefault(key, i)
+    common: dict[str, int] = {}
+    for i, entry in enumerate(common_names):
+        key = " ".join(entry.split()).casefold()
+        if key:
+            common.setdefault(key, i)
+    return lookup, common
+
+
 def match_species(
     names: Sequence[str],
     taxonomy: Sequence[str],
@@ -129,16 +149,7 @@ def match_species(
         raise InputError(
             f"match_species: {len(common_names)} common names for {len(taxonomy)} taxonomy entries"
         )
-    lookup: dict[str, int] = {}
-    for i, entry in enumerate(taxonomy):
-        key = normalise_name(entry)
-        if key:
-            lookup.setdefault(key, i)
-    common: dict[str, int] = {}
-    for i, entry in enumerate(common_names or ()):
-        key = " ".join(str(entry).split()).casefold()
-        if key:
-            common.setdefault(key, i)
+    lookup, common = _lookups(tuple(map(str, taxonomy)), tuple(map(str, common_names or ())))
     indices = np.full(len(names), -1, dtype=np.int64)
     matched: list[str] = []
     unmatched: list[str] = []

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ from ..paths import cache_dir
 _TOTALS_FORMAT = "geoforensics-range-totals-v1"
 #: Places per chunk of the all-species pass (6,522 float32 outputs each: ~27 MB a chunk).
 _CHUNK = 1024
+#: Points per block of the hidden layer's computation (16 MB of float32).
+_POINT_CHUNK = 4096
 #: Largest difference from the TFLite interpreter accepted when the weights are loaded.
 _MATCH_TOLERANCE = 1e-4
 _CACHE: dict[str, BirdNETRangeMLP | None] = {}
@@ -56,6 +59,9 @@ class BirdNETRangeMLP:
         constants, weights, biases = _read_weights(self.path)
         self._c = constants
         self._w = weights
+        self._hidden_lock = threading.Lock()
+        self._hidden_key: tuple[str, int] | None = None
+        self._hidden: np.ndarray | None = None
         self._b = biases
         self.n_species = int(weights[3].shape[0])
 
@@ -71,27 +77,61 @@ class BirdNETRangeMLP:
         return np.concatenate(parts, axis=1).astype(f32)
 
     def hidden(self, coords: np.ndarray, week: int) -> np.ndarray:
-        """(G, 1024) float32 last hidden layer at ``coords`` (G, 2) for one week (-1: year)."""
-        import torch
+        """(G, 1024) float32 last hidden layer at ``coords`` (G, 2) for one week (-1: year).
 
+        Plain numpy (float32 BLAS): a check that only needs the heard species' columns does
+        not pay torch's import."""
         points = np.asarray(coords, dtype=np.float32)
         weeks = np.full(len(points), float(week), dtype=np.float32)
-        h = torch.from_numpy(self._features(points[:, 0], points[:, 1], weeks))
-        with torch.no_grad():
-            for layer in range(3):
-                w, b = self._w[layer], self._b[layer]
-                h = torch.relu(torch.addmm(torch.from_numpy(b), h, torch.from_numpy(w).T))
-        return h.numpy()
+        h = self._features(points[:, 0], points[:, 1], weeks)
+        for layer in range(3):
+            h = h @ self._w[layer].T
+            h += self._b[layer]
+            np.maximum(h, 0.0, out=h)
+        return h
 
     def columns(self, hidden: np.ndarray, species_idx: np.ndarray) -> np.ndarray:
         """(G, n) float32 presence of the given species from :meth:`hidden`."""
-        import torch
-
         idx = np.asarray(species_idx, dtype=np.int64)
-        w = torch.from_numpy(np.ascontiguousarray(self._w[3][idx]))
-        b = torch.from_numpy(np.ascontiguousarray(self._b[3][idx]))
-        with torch.no_grad():
-            return torch.sigmoid(torch.addmm(b, torch.from_numpy(hidden), w.T)).numpy()
+        logits = hidden @ self._w[3][idx].T
+        logits += self._b[3][idx]
+        # sigmoid without overflow warnings: 1 / (1 + exp(-x)) with exp clipped
+        np.negative(logits, out=logits)
+        np.clip(logits, -80.0, 80.0, out=logits)
+        np.exp(logits, out=logits)
+        logits += 1.0
+        return np.reciprocal(logits, out=logits)
+
+    def week_hidden(self, coords: np.ndarray, week: int) -> np.ndarray:
+        """(G, 1024) float32 :meth:`hidden` at ``coords`` for ``week``, kept for the last
+        (places, week) asked (100 MB at G = 25k): the species of every later clip of that
+        week, and the second look of the same check, cost one small product each."""
+        points = np.ascontiguousarray(coords, dtype=np.float32)
+        key = (hashlib.sha1(points.tobytes()).hexdigest(), int(week))
+        with self._hidden_lock:
+            if self._hidden_key == key and self._hidden is not None:
+                return self._hidden
+        hidden = np.empty((len(points), self._w[2].shape[0]), dtype=np.float32)
+        for start in range(0, len(points), _POINT_CHUNK):
+            chunk = points[start : start + _POINT_CHUNK]
+            hidden[start : start + len(chunk)] = self.hidden(chunk, week)
+        with self._hidden_lock:
+            self._hidden_key, self._hidden = key, hidden
+        return hidden
+
+    def columns_at(self, coords: np.ndarray, week: int, species_idx: np.ndarray) -> np.ndarray:
+        """(G, n) float32 presence of the given species at ``coords`` in ``week``."""
+        hidden = self.week_hidden(coords, week)
+        idx = np.asarray(species_idx, dtype=np.int64)
+        out = np.empty((len(hidden), len(idx)), dtype=np.float32)
+        for start in range(0, len(hidden), _POINT_CHUNK):
+            block = hidden[start : start + _POINT_CHUNK]
+            out[start : start + len(block)] = self.columns(block, idx)
+        return out
+
+    def totals_at(self, coords: np.ndarray, week: int) -> np.ndarray:
+        """(G,) :meth:`totals` at ``coords`` in ``week``."""
+        return self.totals(self.week_hidden(coords, week))
 
     def presence(self, coords: np.ndarray, week: int) -> np.ndarray:
         """(G, S) float32 presence of every species (the TFLite model's output)."""
@@ -240,7 +280,7 @@ def range_totals(
             return found
     mlp = birdnet_mlp(model)
     if mlp is not None:
-        totals = mlp.totals(mlp.hidden(points, week))
+        totals = mlp.totals_at(points, week)
     else:
         from .likelihood import location_totals
         from .range_table import range_table
@@ -275,15 +315,42 @@ def range_evidence(
         table = range_table(model, points, None if week == YEAR_ROUND else week, cache=cache)
         columns = table[:, idx]
     else:
-        columns = _to_table_dtype(mlp.columns(mlp.hidden(points, week), idx))
+        columns = _to_table_dtype(mlp.columns_at(points, week, idx))
     totals = range_totals(model, points, week, cache=cache) if need_totals else None
     return RangeEvidence(columns=columns, totals=totals, n_species=len(model.species))
+
+
+def prepare_range_totals(
+    model: RangeModel,
+    coords: ArrayLike,
+    weeks: Sequence[int] | None = None,
+    progress: bool = True,
+) -> dict[str, int]:
+    """Compute and cache the per-place totals of ``weeks`` (default: 1-48 and year-round)
+    so that any later week's range evidence reads them (a week's all-species pass costs
+    ~2 s on 2 cores; 49 weeks of ``land-1deg`` take ~2 min and ~10 MB). Weeks already
+    cached are skipped. Returns counts of ``computed`` and ``cached`` weeks."""
+    from tqdm.auto import tqdm
+
+    points = check_coords(coords, "range totals coordinates")
+    wanted = [YEAR_ROUND, *range(1, 49)] if weeks is None else [int(w) for w in weeks]
+    counts = {"computed": 0, "cached": 0}
+    bar = tqdm(wanted, desc="range totals", unit="week", disable=not progress)
+    for week in bar:
+        npy, side, info = _totals_files(model, points, week)
+        if _read_totals(npy, side, info, len(points)) is not None:
+            counts["cached"] += 1
+            continue
+        range_totals(model, points, week, cache=True)
+        counts["computed"] += 1
+    return counts
 
 
 __all__ = [
     "BirdNETRangeMLP",
     "RangeEvidence",
     "birdnet_mlp",
+    "prepare_range_totals",
     "range_evidence",
     "range_totals",
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -100,12 +101,21 @@ def _checked(presence: ArrayLike, n: int, n_species: int) -> np.ndarray:
     return array
 
 
+#: Values below which float16 conversion is left to numpy (~0.1 s at worst).
+_NUMPY_HALF_LIMIT = 1 << 20
+
+
 def _to_table_dtype(presence: np.ndarray) -> np.ndarray:
     """float32 -> float16 clipped to [0, 1].
 
     torch's conversion is used because numpy's is ~10x slower on values that are float16
-    subnormals (below 6e-5, i.e. most of a range table); both round to nearest even.
+    subnormals (below 6e-5, i.e. most of a range table); both round to nearest even. A small
+    array (a few heard species' columns) in a process without torch yet is converted by numpy:
+    importing torch for it would cost ~2 s and ~300 MB.
     """
+    array = np.ascontiguousarray(presence, dtype=np.float32)
+    if array.size <= _NUMPY_HALF_LIMIT and "torch" not in sys.modules:
+        return np.clip(array.astype(np.float16), 0.0, 1.0)
     import torch
 
     half = torch.from_numpy(np.ascontiguousarray(presence, dtype=np.float32)).half()

@@ -1,0 +1,117 @@
+"""World maps as PNG figures, one home for the CLI, the check report and the bench.
+
+Every figure is drawn on matplotlib's Agg canvas (no display, no global pyplot state) at
+:data:`DPI` and written atomically (:func:`save_png`). A world map is a plain longitude /
+latitude plot (:func:`set_world_extent`) over either the shipped Natural Earth country
+outlines (``assets/outlines/countries.geojson``, :func:`draw_outlines`) or coastlines
+contoured offline from the synthetic world's land grid (:func:`draw_coastlines`); no basemap
+tiles and no network.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..fileio import atomic_path
+from ..paths import assets_dir
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+log = logging.getLogger(__name__)
+
+#: Dots per inch of every figure: a size of (12.0, 6.4) inches is a 1200 × 640 PNG.
+DPI = 100
+#: Size (inches) of a full world map with a colour bar: the bench error map, ``locate --map``.
+WORLD_FIGSIZE: tuple[float, float] = (12.0, 6.4)
+#: The shipped country outlines, relative to the assets folder.
+OUTLINES = "outlines/countries.geojson"
+
+
+def world_figure(size: tuple[float, float] = WORLD_FIGSIZE) -> Figure:
+    """A new figure of ``size`` inches at :data:`DPI` on its own Agg canvas (maps and charts)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=size, dpi=DPI)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def save_png(figure: Figure, out: str | Path) -> Path:
+    """Write ``figure`` as a PNG at :data:`DPI`, atomically; returns the path."""
+    path = Path(out)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=DPI)
+    return path
+
+
+def set_world_extent(axes: Axes) -> None:
+    """The whole globe in plate carrée degrees: limits, equal aspect, 60°/30° ticks, labels."""
+    axes.set_xlim(-180.0, 180.0)
+    axes.set_ylim(-90.0, 90.0)
+    axes.set_aspect("equal")
+    axes.set_xticks(np.arange(-180, 181, 60))
+    axes.set_yticks(np.arange(-90, 91, 30))
+    axes.set_xlabel("longitude (°)")
+    axes.set_ylabel("latitude (°)")
+
+
+def draw_coastlines(axes: Axes) -> bool:
+    """Contour the land grid (0.1°, block-averaged to 0.5°); False when it is unavailable."""
+    try:
+        from ..synth.places import GRID_DEG, load_land_grid
+
+        land = load_land_grid().land_percent.astype(np.float32) / 100.0
+    except Exception as exc:  # an optional layer: the map is still useful without it
+        log.info("map: no coastlines (%s)", exc)
+        return False
+    block = 5
+    rows, cols = land.shape[0] // block, land.shape[1] // block
+    coarse = land[: rows * block, : cols * block].reshape(rows, block, cols, block).mean((1, 3))
+    step = GRID_DEG * block
+    lat = 90.0 - step * (np.arange(rows) + 0.5)
+    lon = -180.0 + step * (np.arange(cols) + 0.5)
+    axes.contour(lon, lat, coarse, levels=[0.5], colors="0.35", linewidths=0.5, zorder=1)
+    return True
+
+
+@functools.lru_cache(maxsize=1)
+def country_rings() -> tuple[np.ndarray, ...]:
+    """Every ring of the shipped country outlines as an (N, 2) lon/lat array (empty when the
+    file is missing)."""
+    path = assets_dir() / OUTLINES
+    if not path.is_file():
+        return ()
+    data = json.loads(path.read_text(encoding="utf-8"))
+    rings = []
+    for feature in data.get("features", []):
+        geometry = feature.get("geometry") or {}
+        polygons = geometry.get("coordinates") or []
+        if geometry.get("type") == "Polygon":
+            polygons = [polygons]
+        for polygon in polygons:
+            for ring in polygon:
+                array = np.asarray(ring, dtype=np.float64)
+                if array.ndim == 2 and len(array) >= 2:
+                    rings.append(array[:, :2])
+    return tuple(rings)
+
+
+def draw_outlines(axes: Axes) -> None:
+    """Draw the country outlines; without the shipped file, the land grid's coastlines."""
+    from matplotlib.collections import LineCollection
+
+    rings = country_rings()
+    if rings:
+        axes.add_collection(LineCollection(list(rings), colors="0.45", linewidths=0.4, zorder=1))
+        return
+    log.info("map: %s missing; drawing coastlines from the land grid", OUTLINES)
+    draw_coastlines(axes)

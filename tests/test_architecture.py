@@ -1,0 +1,144 @@
+"""Which way imports may point (README, "Architecture"): the core library never imports the
+CLI commands, the bench (``eval``), training (``train``) or the app (``forensics_app``).
+
+Every ``.py`` under ``core/`` is parsed (no import runs), and every import statement counts,
+function-local ones included, absolute or relative, as do ``importlib.import_module`` calls
+with a literal name. A failure names ``file:line`` and the module imported.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CORE = REPO / "core"
+
+#: The layers above the core library, as imported.
+UPPER = (
+    "geoforensics.eval",
+    "geoforensics.train",
+    "geoforensics.forensics_app",
+    "geoforensics.core.commands",
+)
+#: train/ and the app: no core module imports them, except a CLI command that launches them.
+TRAIN_OR_APP = ("geoforensics.train", "geoforensics.forensics_app")
+#: The commands that start training or the app (``geoforensics train``, ``pool``, ``app``),
+#: each with the upper package it starts. Exact: an entry no longer needed fails too.
+LAUNCHERS: dict[str, str] = {
+    "core/commands/app.py": "geoforensics.forensics_app",
+    "core/commands/pooling.py": "geoforensics.train",
+    "core/commands/train.py": "geoforensics.train",
+}
+
+
+def _module_parts(path: Path) -> list[str]:
+    """``core/geo/worldmap.py`` -> ``["geoforensics", "core", "geo", "worldmap"]``."""
+    parts = ["geoforensics", *path.relative_to(REPO).with_suffix("").parts]
+    return parts[:-1] if parts[-1] == "__init__" else parts
+
+
+def imported_names(source: str, path: Path) -> Iterator[tuple[int, str]]:
+    """(line, dotted name) of everything ``source`` (the file at ``path``) imports: modules,
+    and ``module.name`` for each name taken from a module (it may be a submodule)."""
+    package = _module_parts(path)
+    if path.name != "__init__.py":
+        package = package[:-1]
+    for node in ast.walk(ast.parse(source, str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            yield node.lineno, module
+            for alias in node.names:
+                yield node.lineno, f"{module}.{alias.name}"
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, (ast.Attribute, ast.Name))
+            and (getattr(node.func, "attr", None) or getattr(node.func, "id", None))
+            in ("import_module", "__import__")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+            and not node.args[0].value.startswith(".")
+        ):
+            yield node.lineno, node.args[0].value
+
+
+def _under(name: str, packages: tuple[str, ...]) -> str | None:
+    """The package of ``packages`` that ``name`` is or lies under, else None."""
+    return next((p for p in packages if name == p or name.startswith(p + ".")), None)
+
+
+def _core_files() -> list[Path]:
+    files = sorted(CORE.rglob("*.py"))
+    assert len(files) > 50, f"only {len(files)} files under {CORE}"
+    return files
+
+
+def _is_command_layer(path: Path) -> bool:
+    rel = path.relative_to(CORE)
+    return rel.parts[0] == "commands" or rel.as_posix() == "cli.py"
+
+
+def violations(packages: tuple[str, ...], skip_commands: bool) -> dict[str, set[str]]:
+    """``file:line`` -> the upper packages imported there, over every file under core/."""
+    found: dict[str, set[str]] = {}
+    for path in _core_files():
+        if skip_commands and _is_command_layer(path):
+            continue
+        rel = path.relative_to(REPO).as_posix()
+        for line, name in imported_names(path.read_text(encoding="utf-8"), path):
+            upper = _under(name, packages)
+            if upper is not None:
+                found.setdefault(f"{rel}:{line}", set()).add(upper)
+    return found
+
+
+def test_the_core_library_imports_no_upper_layer() -> None:
+    found = violations(UPPER, skip_commands=True)
+    assert not found, "core imports an upper layer (move the code down into core):\n" + "\n".join(
+        f"  {where}: {', '.join(sorted(names))}" for where, names in sorted(found.items())
+    )
+
+
+def test_no_core_module_imports_train_or_the_app_but_their_launchers() -> None:
+    found = violations(TRAIN_OR_APP, skip_commands=False)
+    by_file: dict[str, set[str]] = {}
+    for where, names in found.items():
+        by_file.setdefault(where.rpartition(":")[0], set()).update(names)
+    wrong = sorted(
+        f"  {where}: {', '.join(sorted(names))}"
+        for where, names in found.items()
+        if names != {LAUNCHERS.get(where.rpartition(":")[0])}
+    )
+    assert not wrong, "core imports train/ or the app:\n" + "\n".join(wrong)
+    stale = sorted(set(LAUNCHERS) - set(by_file))
+    assert not stale, f"LAUNCHERS entries that import nothing upper any more: {stale}"
+
+
+@pytest.mark.parametrize(
+    ("file", "source", "expected"),
+    [
+        ("core/geo/x.py", "def f():\n    from ...eval import plots\n", "geoforensics.eval"),
+        ("core/geo/x.py", "from ..commands.locate import Place\n", "geoforensics.core.commands"),
+        ("core/geo/__init__.py", "from ..commands import locate\n", "geoforensics.core.commands"),
+        ("core/x.py", "from .commands import locate\n", "geoforensics.core.commands"),
+        ("core/x.py", "from .. import train\n", "geoforensics.train"),
+        ("core/x.py", "import geoforensics.forensics_app.maps\n", "geoforensics.forensics_app"),
+        ("core/x.py", "from geoforensics import eval as e\n", "geoforensics.eval"),
+        ("core/x.py", "import_module('geoforensics.train.runner')\n", "geoforensics.train"),
+        ("core/x.py", "from .geo import worldmap\nimport geoforensics.evaluate\n", None),
+    ],
+)
+def test_the_checker_sees_every_import_form(file: str, source: str, expected: str | None) -> None:
+    names = [name for _, name in imported_names(source, REPO / file)]
+    assert {_under(n, UPPER) for n in names} - {None} == ({expected} if expected else set())
