@@ -287,11 +287,6 @@ def match_species_lists(names: Sequence[Sequence[str]], model: RangeModel) -> Ma
 # ------------------------------------------------------------------------------ ranking
 
 
-def _unit_vectors(coords: np.ndarray) -> np.ndarray:
-    lat, lon = np.radians(coords[:, 0]), np.radians(coords[:, 1])
-    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
-
-
 class GalleryRanker:
     """Picks one gallery point from a log-posterior over the gallery (see the module doc)."""
 
@@ -302,7 +297,7 @@ class GalleryRanker:
         radius_km: float = RADIUS_KM,
         max_candidates: int = MAX_CANDIDATES,
     ) -> None:
-        from ..core.geo.distance import EARTH_RADIUS_KM, check_coords
+        from ..core.geo.distance import check_coords, chord_of_km, unit_vectors
 
         if ranking not in RANKINGS:
             raise InputError(f"species ranking {ranking!r}: choose one of {', '.join(RANKINGS)}")
@@ -312,10 +307,9 @@ class GalleryRanker:
         self.ranking = ranking
         self.radius_km = float(radius_km)
         self.max_candidates = max(1, int(max_candidates))
-        self._xyz = _unit_vectors(self.coords)
+        self._xyz = unit_vectors(self.coords)
         # Chord through the unit sphere of the great-circle radius (as region_probability).
-        angle = min(self.radius_km / EARTH_RADIUS_KM, np.pi)
-        self._reach = float(2.0 * np.sin(angle / 2.0)) * (1.0 + 1e-12)
+        self._reach = chord_of_km(self.radius_km) * (1.0 + 1e-12)
         self._prior_mode: int | None = None
 
     def best(self, log_posterior: np.ndarray) -> int:

@@ -11,7 +11,6 @@ place to the others, labelled with their distance.
 from __future__ import annotations
 
 import functools
-import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,11 +85,11 @@ def raster_step_deg(coords: np.ndarray) -> float | None:
     if len(coords) <= RASTER_ABOVE:
         return None
     points = np.ascontiguousarray(coords, dtype=np.float64)
-    return _step_of(points.tobytes(), hashlib.sha1(points.tobytes()).hexdigest())
+    return _step_of(points.tobytes())
 
 
 @functools.lru_cache(maxsize=4)
-def _step_of(coords_bytes: bytes, digest: str) -> float | None:
+def _step_of(coords_bytes: bytes) -> float | None:
     from scipy.spatial import cKDTree
 
     lonlat = np.frombuffer(coords_bytes, dtype=np.float64).reshape(-1, 2)[:, ::-1]

@@ -19,21 +19,12 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..errors import InputError
-from ..geo.distance import EARTH_RADIUS_KM, check_coords
+from ..geo.distance import EARTH_RADIUS_KM, check_coords, chord_of_km, unit_vectors
 
 #: Radius of the region mass that ranks places, km (``locate``'s default).
 TOP_RADIUS_KM = 500.0
 #: Neighbour pairs above which the sparse matrix is not built (memory); chunked sums instead.
 _MAX_PAIRS = 30_000_000
-
-
-def _unit_vectors(points: np.ndarray) -> np.ndarray:
-    lat, lon = np.radians(points[:, 0]), np.radians(points[:, 1])
-    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
-
-
-def _chord(radius_km: float) -> float:
-    return 2.0 * math.sin(min(radius_km / EARTH_RADIUS_KM, math.pi) / 2.0)
 
 
 class RegionMass:
@@ -55,7 +46,7 @@ class RegionMass:
         self._matrix: Any = None
         if self.radius_km == 0:
             return
-        xyz = _unit_vectors(self.coords)
+        xyz = unit_vectors(self.coords)
         # Expected pairs from the area of a cap against the sphere, capped by all pairs.
         cap = (1.0 - math.cos(min(self.radius_km / EARTH_RADIUS_KM, math.pi))) / 2.0
         expected = len(xyz) * max(1.0, cap * len(xyz) * 4.0)
@@ -64,7 +55,7 @@ class RegionMass:
         tree = cKDTree(xyz)
         # Pairs i < j in C (``ndarray`` output) as an upper-triangular matrix U; the mass is
         # (U + U^T + I) @ p. ~4x faster than building the full matrix from Python lists.
-        pairs = tree.query_pairs(_chord(self.radius_km) * (1.0 + 1e-12), output_type="ndarray")
+        pairs = tree.query_pairs(chord_of_km(self.radius_km) * (1.0 + 1e-12), output_type="ndarray")
         if 2 * len(pairs) + len(xyz) > _MAX_PAIRS:
             return
         data = np.ones(len(pairs), dtype=np.float32)

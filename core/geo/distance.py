@@ -115,3 +115,21 @@ def wrap_longitude(lon: ArrayLike) -> np.ndarray:
     wrapped = np.mod(values + 180.0, 360.0) - 180.0
     # A value a hair below a multiple of -180 rounds onto +180 (np.mod(-3e-14, 360) == 360.0).
     return np.where(wrapped >= 180.0, wrapped - 360.0, wrapped)
+
+
+def unit_vectors(points: ArrayLike) -> np.ndarray:
+    """(N, 3) points on the unit sphere of (N, 2) latitude/longitude degrees: k-d trees over
+    them find great-circle neighbours (the chord grows with the great-circle distance)."""
+    array = np.asarray(points, dtype=np.float64)
+    lat, lon = np.radians(array[:, 0]), np.radians(array[:, 1])
+    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
+
+
+def chord_of_km(distance_km: float) -> float:
+    """Straight-line distance through the unit sphere of a great-circle distance in km."""
+    return float(2.0 * math.sin(min(distance_km / EARTH_RADIUS_KM, math.pi) / 2.0))
+
+
+def km_of_chord(chord: ArrayLike) -> np.ndarray:
+    """Great-circle distance in km of unit-sphere chords (the inverse of :func:`chord_of_km`)."""
+    return np.asarray(2.0 * EARTH_RADIUS_KM * np.arcsin(np.clip(np.asarray(chord) / 2.0, 0.0, 1.0)))

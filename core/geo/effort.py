@@ -41,7 +41,7 @@ from numpy.typing import ArrayLike
 from ..errors import InputError
 from ..fileio import save_npy_atomic, sha256_arrays
 from ..paths import cache_dir
-from .distance import EARTH_RADIUS_KM, check_coords
+from .distance import EARTH_RADIUS_KM, check_coords, chord_of_km, km_of_chord, unit_vectors
 
 #: Named effort sources (besides a file path).
 EFFORT_SOURCES: tuple[str, ...] = ("population", "none")
@@ -157,23 +157,18 @@ def resolve_effort(source: str | Path | EffortPoints | None) -> EffortPoints | N
     return load_effort_points(text)
 
 
-def _unit_vectors(points: np.ndarray) -> np.ndarray:
-    lat, lon = np.radians(points[:, 0]), np.radians(points[:, 1])
-    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
-
-
 def _density(
     points: EffortPoints, coords: np.ndarray, bandwidth_km: float, chunk: int = 4096
 ) -> np.ndarray:
     from scipy.spatial import cKDTree
 
     keep = points.weights > 0
-    source = _unit_vectors(points.coords[keep])
+    source = unit_vectors(points.coords[keep])
     weights = points.weights[keep]
     tree = cKDTree(source)
-    targets = _unit_vectors(coords)
+    targets = unit_vectors(coords)
     reach_km = min(_SUPPORT_BANDWIDTHS * bandwidth_km, np.pi * EARTH_RADIUS_KM)
-    reach = 2.0 * np.sin(reach_km / EARTH_RADIUS_KM / 2.0)
+    reach = chord_of_km(reach_km)
     out = np.zeros(len(coords), dtype=np.float64)
     for start in range(0, len(coords), chunk):
         stop = min(len(coords), start + chunk)
@@ -182,7 +177,7 @@ def _density(
         cols = np.fromiter((j for f in found for j in f), dtype=np.int64, count=int(counts.sum()))
         rows = np.repeat(np.arange(start, stop), counts)
         chord = np.linalg.norm(targets[rows] - source[cols], axis=1)
-        dist_km = 2.0 * EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))
+        dist_km = km_of_chord(chord)
         kernel = np.exp(-0.5 * (dist_km / bandwidth_km) ** 2) * weights[cols]
         out[start:stop] = np.bincount(rows - start, weights=kernel, minlength=stop - start)
     return out

@@ -41,7 +41,13 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..errors import InputError
-from .distance import EARTH_RADIUS_KM, check_coords, validate_coords
+from .distance import (
+    EARTH_RADIUS_KM,
+    check_coords,
+    km_of_chord,
+    unit_vectors,
+    validate_coords,
+)
 
 if TYPE_CHECKING:
     from .calibration import Calibration
@@ -77,15 +83,6 @@ def _global_cells(res: int) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, di
     return listed, centres, areas, {c: i for i, c in enumerate(listed)}
 
 
-def _unit_vectors(points: np.ndarray) -> np.ndarray:
-    lat, lon = np.radians(points[:, 0]), np.radians(points[:, 1])
-    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
-
-
-def _chord_to_km(chord: np.ndarray) -> np.ndarray:
-    return np.asarray(2.0 * EARTH_RADIUS_KM * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0)))
-
-
 def auto_max_km(coords: ArrayLike) -> float:
     """Default reach of a gallery point: 3 x the 95th percentile of the distance from each
     point to its nearest other point, within :data:`AUTO_MAX_KM` (200-1,000 km)."""
@@ -94,9 +91,9 @@ def auto_max_km(coords: ArrayLike) -> float:
     points = np.unique(check_coords(coords, "region gallery") + 0.0, axis=0)
     if len(points) < 2:
         return AUTO_MAX_KM[1]
-    xyz = _unit_vectors(points)
+    xyz = unit_vectors(points)
     chord, _ = cKDTree(xyz).query(xyz, k=2)
-    spacing = float(np.percentile(_chord_to_km(chord[:, 1]), 95))
+    spacing = float(np.percentile(km_of_chord(chord[:, 1]), 95))
     return float(np.clip(3.0 * spacing, *AUTO_MAX_KM))
 
 
@@ -143,8 +140,8 @@ class RegionGrid:
             raise InputError(
                 f"region reach {max_km} km: must be a number >= {floor:.0f} km at H3 res {res}"
             )
-        chord, nearest = cKDTree(_unit_vectors(points)).query(_unit_vectors(centres))
-        owner = np.where(_chord_to_km(chord) <= reach, nearest, -1).astype(np.int64)
+        chord, nearest = cKDTree(unit_vectors(points)).query(unit_vectors(centres))
+        owner = np.where(km_of_chord(chord) <= reach, nearest, -1).astype(np.int64)
         point_area = np.bincount(
             owner[owner >= 0], weights=areas[owner >= 0], minlength=len(points)
         )

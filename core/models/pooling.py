@@ -144,8 +144,9 @@ def pool(
 
 def latlon_to_unit(latlon: np.ndarray) -> np.ndarray:
     """(N, 2) degrees -> (N, 3) points on the unit sphere."""
-    lat, lon = np.radians(latlon[:, 0]), np.radians(latlon[:, 1])
-    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
+    from ..geo.distance import unit_vectors
+
+    return unit_vectors(latlon)
 
 
 def spherical_mean(latlon: np.ndarray) -> np.ndarray:

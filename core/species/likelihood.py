@@ -81,7 +81,7 @@ from numpy.typing import ArrayLike
 
 from ..checklists import YEAR_ROUND, RangeModel, week_rows
 from ..errors import InputError
-from ..geo.distance import EARTH_RADIUS_KM, check_coords
+from ..geo.distance import check_coords, chord_of_km, unit_vectors
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -500,16 +500,6 @@ def area_log_prior(coords: ArrayLike) -> np.ndarray:
     return geo_area_log_prior(coords)
 
 
-def _unit_vectors(points: np.ndarray) -> np.ndarray:
-    lat, lon = np.radians(points[:, 0]), np.radians(points[:, 1])
-    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
-
-
-def _chord(radius_km: float) -> float:
-    """Straight-line distance through the sphere of a great-circle distance (unit sphere)."""
-    return float(2.0 * np.sin(min(radius_km / EARTH_RADIUS_KM, np.pi) / 2.0))
-
-
 def region_probability(
     probs: ArrayLike, coords: ArrayLike, radius_km: float, chunk: int = 2048
 ) -> np.ndarray:
@@ -566,9 +556,9 @@ def _region_matrix(points: np.ndarray, radius_km: float, chunk: int = 2048) -> A
                     return matrix
         except (OSError, ValueError):
             pass
-    xyz = _unit_vectors(points)
+    xyz = unit_vectors(points)
     tree = cKDTree(xyz)
-    reach = _chord(radius_km) * (1.0 + 1e-12)
+    reach = chord_of_km(radius_km) * (1.0 + 1e-12)
     rows_all, cols_all = [], []
     for start in range(0, len(points), chunk):
         stop = min(len(points), start + chunk)
@@ -610,8 +600,8 @@ def distinct_top_k(
     if k < 1:
         raise InputError(f"top-k: k must be >= 1, got {k}")
     order = top_k(values, values.size)
-    xyz = _unit_vectors(points)
-    reach = _chord(min_separation_km)
+    xyz = unit_vectors(points)
+    reach = chord_of_km(min_separation_km)
     chosen: list[int] = []
     for i in order:
         if chosen and np.min(np.linalg.norm(xyz[chosen] - xyz[i], axis=1)) < reach:
