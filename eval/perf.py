@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from geoforensics.core.models.geolocator import AudioGeolocator
 
 #: Section letters in run order.
-SECTIONS = ("a", "b", "c", "d", "e", "f", "g", "h", "i")
+SECTIONS = ("a", "b", "c", "d", "e", "f", "g", "h", "i", "j")
 SECTION_TITLES = {
     "a": "one clip end to end vs GeoCLIP's predict (gallery re-embedded per call)",
     "b": "audio throughput (x real time) vs a plain eager fp32 per-window loop",
@@ -70,6 +70,7 @@ SECTION_TITLES = {
     "g": "accuracy: fast path vs plain torch path (tiny synthetic world, demo model)",
     "h": "species evidence: heard columns + cached totals vs full range tables",
     "i": "check of a 10 s clip of real birdsong: a later CLI run vs the first, warm vs cold",
+    "j": "batch check of a folder: clips per minute with 2 worker processes vs 1",
 }
 MB = 1024.0 * 1024.0
 
@@ -591,7 +592,62 @@ def _child_check(params: dict[str, Any]) -> dict[str, Any]:
             "writing_s": writing, "peak_mb": _peak_rss_mb(), "verdict": verdict}  # fmt: skip
 
 
+def _descendants(pid: int) -> list[int]:
+    """Process ids of every descendant of ``pid`` (Linux /proc)."""
+    found: list[int] = []
+    queue = [pid]
+    while queue:
+        parent = queue.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except (OSError, ValueError):
+                continue
+            found += children
+            queue += children
+    return found
+
+
+def _vm_rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError):
+        pass
+    return 0.0
+
+
+def _child_batch(params: dict[str, Any]) -> dict[str, Any]:
+    """``geoforensics check FOLDER --workers N`` as the CLI runs it, timed in this process;
+    the peak resident memory of each worker process (sampled every 50 ms) and of this one."""
+    import threading
+
+    from geoforensics.core import cli
+
+    peaks: dict[int, float] = {}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.05):
+            for pid in _descendants(os.getpid()):
+                peaks[pid] = max(peaks.get(pid, 0.0), _vm_rss_mb(pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    start = time.perf_counter()
+    status = cli.main(list(params["argv"]))
+    seconds = time.perf_counter() - start
+    stop.set()
+    sampler.join()
+    summary = json.loads((Path(params["out"]) / "summary.json").read_text())
+    return {"status": status, "seconds": seconds, "done": summary["done"],
+            "failed": summary["failed"], "worker_peak_mb": sorted(peaks.values()),
+            "main_peak_mb": _peak_rss_mb()}  # fmt: skip
+
+
 _CHILD_TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "batch": _child_batch,
     "check": _child_check,
     "long": _child_long,
     "topk": _child_topk,
@@ -784,10 +840,13 @@ def measure_throughput(settings: PerfSettings) -> Section:
     with torch.no_grad():
         large(images[:1])
         eager_s, _ = _timed(lambda: [large(images[i : i + 1]) for i in range(8)])
+    runtime = {"OpenVinoRunner": "OpenVINO", "OnnxRunner": "ONNX Runtime"}.get(
+        type(runner).__name__, "torch"
+    )
     figures.append(
         Figure(
             "b4",
-            "mobilenet_v3_large model alone: ONNX Runtime batch 32 vs eager batch 1",
+            f"mobilenet_v3_large model alone: {runtime} batch 32 vs eager batch 1",
             32 * stride / model_s,
             8 * stride / eager_s,
             "x RT",
@@ -795,14 +854,47 @@ def measure_throughput(settings: PerfSettings) -> Section:
             note=f"{32 / model_s:.0f} vs {8 / eager_s:.0f} windows/s",
         )
     )
+    figures.extend(_graph_runtimes(settings, large, long_clip, short_clip))
     notes.append(
         f"x RT = seconds of audio per wall-clock second; windows of 3 s every {stride:g} s; ours "
-        f"= window_outputs on a {settings.throughput_s:g} s WAV (batches of 32, ONNX Runtime), "
+        f"= window_outputs on a {settings.throughput_s:g} s WAV (batches of 32, {runtime}), "
         f"baseline = one window at a time in eager torch fp32 on a {settings.plain_s:g} s WAV "
         f"({plain_windows} windows; front-end alone: {windows} windows batched)"
     )
     figures.extend(_birdnet_throughput(settings, notes))
     return Section("b", SECTION_TITLES["b"], figures, notes)
+
+
+def _graph_runtimes(
+    settings: PerfSettings, model: AudioGeolocator, long_clip: Path, short_clip: Path
+) -> list[Figure]:
+    """b6: b1's decode + front-end + model with the graph run by OpenVINO vs ONNX Runtime
+    (when OpenVINO is installed), same run."""
+    from geoforensics.core.models.inference import window_outputs
+    from geoforensics.core.models.onnx_backend import openvino_available
+
+    if not openvino_available():
+        return []
+    seconds = {}
+    for name in ("onnx", "openvino"):
+        with inference_backend(name):
+            window_outputs(model, short_clip)  # graph compiled, caches warm
+            call = functools.partial(window_outputs, model, long_clip)
+            seconds[name], _ = _timed(call, settings.repeats)
+    ours = settings.throughput_s / seconds["openvino"]
+    return [
+        Figure(
+            "b6",
+            "AG-CLIP mobilenet_v3_large 224x224: decode + front-end + model, OpenVINO (f32) vs "
+            "ONNX Runtime",
+            ours,
+            settings.throughput_s / seconds["onnx"],
+            "x RT",
+            higher_is_better=True,
+            target=">= 300x real time",
+            met=ours >= 300.0,
+        )
+    ]
 
 
 def _birdnet_throughput(settings: PerfSettings, notes: list[str]) -> list[Figure]:
@@ -1212,6 +1304,96 @@ def measure_check(settings: PerfSettings) -> Section:
 
 
 # ---------------------------------------------------------------------------------------------
+# j. batch check
+
+
+def batch_folder(n_clips: int, seconds: float, folder: Path) -> str:
+    """``n_clips`` WAV clips of ``seconds`` cut from the real recordings in
+    ``../shared/realaudio`` (in turn, at successive offsets) when they are beside the checkout,
+    else copies of the shipped SYNTHETIC demo clip; what the folder holds."""
+    import shutil
+
+    import soundfile as sf
+
+    from geoforensics.core.audio import load_audio
+    from geoforensics.core.paths import assets_dir
+
+    folder.mkdir(parents=True, exist_ok=True)
+    real = Path(__file__).resolve().parents[2] / "shared" / "realaudio"
+    sources = sorted(p for p in real.glob("*") if p.suffix.lower() in (".mp3", ".wav"))
+    if not sources:
+        for i in range(n_clips):
+            shutil.copy(assets_dir() / "demo" / "demo_clip.mp4", folder / f"clip{i:03d}.mp4")
+        return f"{n_clips} copies of the SYNTHETIC demo clip (no real recordings here)"
+    for i in range(n_clips):
+        source = sources[i % len(sources)]
+        audio = load_audio(source, sample_rate=48_000)
+        start = int((i // len(sources)) * seconds * 48_000) % max(1, audio.size)
+        cut = np.resize(np.roll(audio, -start), int(seconds * 48_000))  # short ones loop
+        sf.write(folder / f"clip{i:03d}.wav", cut, 48_000)
+    return f"{n_clips} clips of {seconds:g} s cut from the {len(sources)} real recordings"
+
+
+def measure_batch(settings: PerfSettings) -> Section:
+    """Section j: ``check FOLDER`` with ``--workers 2`` vs ``--workers 1`` in the same run,
+    fresh processes, caches filled first; clips per minute and memory per worker."""
+    import tempfile
+
+    n_clips = 4 if settings.quick else 48
+    with tempfile.TemporaryDirectory(prefix="geoforensics-perf-batch-") as tmp:
+        clips = Path(tmp) / "clips"
+        what = batch_folder(n_clips, 10.0, clips)
+        base = ["check", str(clips), "--quiet", "--format", "csv,parquet"]
+        warm = Path(tmp) / "warm"
+        warm_clips = Path(tmp) / "warm-clips"
+        warm_clips.mkdir()
+        first = sorted(clips.iterdir())[0]
+        (warm_clips / first.name).symlink_to(first)
+        run_child("batch", {"argv": ["check", str(warm_clips), "--quiet", "--out", str(warm)],
+                            "out": str(warm)})  # fmt: skip
+        results = {}
+        for workers in (1, 2):
+            out = Path(tmp) / f"out{workers}"
+            argv = [*base, "--out", str(out), "--workers", str(workers)]
+            results[workers] = run_child("batch", {"argv": argv, "out": str(out)})
+            same = (out / "summary.csv").read_bytes()
+            results[workers]["table"] = same
+    one, two = results[1], results[2]
+    per_min = {w: 60.0 * n_clips / r["seconds"] for w, r in results.items()}
+    worker_peak = max(two["worker_peak_mb"]) if two["worker_peak_mb"] else float("nan")
+    figures = [
+        Figure(
+            "j1",
+            f"check FOLDER --workers 2: {what}",
+            per_min[2],
+            per_min[1],
+            "clips/min",
+            higher_is_better=True,
+            target="> 1.3x of --workers 1 on 2 cores",
+            met=per_min[2] > 1.3 * per_min[1],
+            note="baseline: --workers 1 (one process); wall time of the whole command",
+        ),
+        Figure(
+            "j2",
+            "check FOLDER --workers 2: peak resident memory per worker process",
+            worker_peak,
+            one["main_peak_mb"],
+            "MB",
+            note="baseline: the one process of --workers 1 (models + analysis)",
+        ),
+    ]
+    notes = [
+        f"--workers 1: {one['seconds']:.1f} s, --workers 2: {two['seconds']:.1f} s for "
+        f"{n_clips} clips ({two['done']} checked, {two['failed']} failed); the main process "
+        f"of --workers 2 peaked at {two['main_peak_mb']:.0f} MB; the two summary.csv are "
+        + ("identical" if one["table"] == two["table"] else "DIFFERENT"),
+    ]
+    for result in results.values():
+        result.pop("table")
+    return Section("j", SECTION_TITLES["j"], figures, notes)
+
+
+# ---------------------------------------------------------------------------------------------
 # f. training throughput
 
 
@@ -1331,15 +1513,21 @@ def measure_accuracy(settings: PerfSettings, world: Path | None = None) -> Secti
     index = _retrieval_index(train_coords)
     model = demo_model()
     true = np.array([[r.latitude, r.longitude] for r in test], dtype=np.float64)
+    from geoforensics.core.models.onnx_backend import onnx_runner
+
+    with inference_backend("auto"):  # the product's path: OpenVINO when installed
+        runtime = {"OpenVinoRunner": "OpenVINO", "OnnxRunner": "ONNX Runtime"}.get(
+            type(onnx_runner(model)).__name__, "torch"
+        )
     results = {}
-    for backend in ("torch", "onnx"):
+    for backend in ("torch", "auto"):
         with inference_backend(backend):
             seconds, pred = _timed(
                 lambda: predict_recordings(model, test, index, progress=False, on_error="skip")
             )
         results[backend] = (seconds, pred, geolocation_metrics(pred, true))
     torch_s, torch_pred, torch_m = results["torch"]
-    onnx_s, onnx_pred, onnx_m = results["onnx"]
+    onnx_s, onnx_pred, onnx_m = results["auto"]
     figures: list[Figure] = []
     worst = 0.0
     for threshold in (25.0, 200.0, 750.0, 2500.0):
@@ -1348,7 +1536,7 @@ def measure_accuracy(settings: PerfSettings, world: Path | None = None) -> Secti
         figures.append(
             Figure(
                 f"g{len(figures) + 1}",
-                f"acc@{threshold:g} km (%), ONNX Runtime vs torch",
+                f"acc@{threshold:g} km (%), {runtime} vs torch",
                 ours,
                 base,
                 "%",
@@ -1415,6 +1603,7 @@ def run_perf(
         "g": lambda: measure_accuracy(settings, world),
         "h": lambda: measure_species_evidence(settings),
         "i": lambda: measure_check(settings),
+        "j": lambda: measure_batch(settings),
     }
     machine = machine_description()
     sections = []

@@ -1,12 +1,13 @@
 """The geoforensics Streamlit app: ``geoforensics app`` runs ``streamlit run`` on this file.
 
-Four pages (``st.navigation``), each a script beside this one that calls library functions
+Five pages (``st.navigation``), each a script beside this one that calls library functions
 only (the CLI calls the same ones):
 
 - Check (``check_page.py``): a clip's audio, frames, text hint, GPS tag and claimed place
   compared on an offline map, with the verdict, timeline, species and report downloads;
 - Locate (``locate_page.py``): audio, an image or a text → heatmap and top-k places;
 - Retrieve (``retrieve_page.py``): audio → country names and → images; species soundscapes;
+- Batch (``batch_page.py``): the summary table, map and reports of a ``check FOLDER`` run;
 - Benchmark (``benchmark_page.py``): the tables, CDF and maps of a ``geoforensics bench`` run.
 
 ``?demo=1`` in the URL runs the demo check on the Check page as soon as it opens.
@@ -24,6 +25,7 @@ PAGES: tuple[tuple[str, str, str, str], ...] = (
     ("check_page.py", "Check", ":material/fact_check:", "check"),
     ("locate_page.py", "Locate", ":material/travel_explore:", "locate"),
     ("retrieve_page.py", "Retrieve", ":material/manage_search:", "retrieve"),
+    ("batch_page.py", "Batch", ":material/table_view:", "batch"),
     ("benchmark_page.py", "Benchmark", ":material/leaderboard:", "benchmark"),
 )
 

@@ -41,6 +41,9 @@ from .settings import (
     MEDIA_TYPES as MEDIA_TYPES,
 )
 from .settings import (
+    default_batch_dir as default_batch_dir,
+)
+from .settings import (
     default_bench_dir as default_bench_dir,
 )
 from .settings import (

@@ -4,7 +4,8 @@ Defaults come from the environment so that ``geoforensics app --model ... --gall
 (and tests) can set them: ``GEOFORENSICS_APP_MODEL`` (AG-CLIP model folder; default the
 shipped demo checkpoint), ``GEOFORENSICS_APP_GALLERY`` (default ``land-1deg``),
 ``GEOFORENSICS_APP_WORLD`` (data folder of the species soundscape map; default the tiny demo
-world generated into the cache), ``GEOFORENSICS_APP_BENCH`` (default bench output folder).
+world generated into the cache), ``GEOFORENSICS_APP_BENCH`` (default bench output folder),
+``GEOFORENSICS_APP_BATCH`` (default batch folder of the Batch page).
 CLIP ViT-L/14 weights are found by ``geoforensics.core.vision`` (``$GEOFORENSICS_CLIP`` or
 the Hugging Face cache).
 """
@@ -96,3 +97,8 @@ def default_world_dir() -> Path:
 def default_bench_dir() -> str:
     """The bench output folder the Benchmark page opens first."""
     return os.environ.get("GEOFORENSICS_APP_BENCH") or "bench-out"
+
+
+def default_batch_dir() -> str:
+    """The ``check FOLDER --out`` folder the Batch page opens first."""
+    return os.environ.get("GEOFORENSICS_APP_BATCH") or "check-batch"

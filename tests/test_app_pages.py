@@ -138,6 +138,7 @@ def test_app_opens_on_the_check_page_and_every_page_runs() -> None:
     pages = [
         ("locate_page.py", "Locate"),
         ("retrieve_page.py", "Retrieve"),
+        ("batch_page.py", "Batch"),
         ("benchmark_page.py", "Benchmark"),
         ("check_page.py", "Check a clip"),
     ]

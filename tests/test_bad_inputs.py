@@ -216,6 +216,7 @@ def _check_report(path: Path, out: Path, capsys: pytest.CaptureFixture[str], *ex
     assert status == 0, err
     assert "verdict:" in stdout and err == ""
     assert sorted(p.name for p in out.iterdir() if p.suffix != ".png") == [
+        "regions.geojson",
         "report.html",
         "report.json",
     ]

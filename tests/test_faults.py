@@ -335,6 +335,64 @@ def test_a_killed_folder_check_leaves_a_truthful_summary_and_resumes(tmp_path: P
     assert json.loads((out / "second.mp4" / "report.json").read_text(encoding="utf-8"))
 
 
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except (OSError, IndexError):
+        return "gone"
+
+
+def _spawned_workers(pid: int) -> list[int]:
+    """Process ids of the multiprocessing workers under ``pid`` (not its resource tracker)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+        for child in children:
+            try:
+                command = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if b"multiprocessing" in command and b"resource_tracker" not in command:
+                found.append(child)
+    return found
+
+
+@pytest.mark.slow  # ~10 s; two spawned workers
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_a_killed_worker_stops_a_parallel_folder_check_in_one_line(tmp_path: Path) -> None:
+    folder, out = tmp_path / "clips", tmp_path / "out"
+    folder.mkdir()
+    for name in ("a.mp4", "b.mp4", "c.mp4", "d.mp4"):
+        shutil.copy(DEMO_CLIP, folder / name)
+    command = [
+        *(sys.executable, "-m", "geoforensics.core.cli", "check", str(folder), "--out", str(out)),
+        *("--workers", "2", "--no-species", "--gallery", GALLERY, "--quiet"),
+    ]
+    process = subprocess.Popen(
+        command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    while len(workers := _spawned_workers(process.pid)) < 2:
+        assert process.poll() is None and time.monotonic() < deadline, "no workers appeared"
+        time.sleep(0.02)
+    time.sleep(0.5)  # past their start: the kill lands in a running worker
+    os.kill(workers[0], signal.SIGKILL)
+    try:
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    for pid in workers[1:]:  # the other worker was stopped too
+        assert not Path(f"/proc/{pid}").exists() or "Z" in _state(pid)
+    assert process.returncode == 1
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("geoforensics: error: --workers: a worker process died")
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["failed"] == 0 and summary["done"] == len(summary["entries"]) < 4
+
+
 # -------------------------------------------------------------------- atomic writes
 
 
@@ -401,6 +459,8 @@ WRITE_ALLOWLIST: dict[tuple[str, str], str] = {
     ("train/feature_cache.py", "open(target"): "target is in a staging folder, renamed whole",
     ("assets/outlines/make_outlines.py", "tmp.write_text("): "temporary file + replace",
     ("forensics_app/common.py", "path.write_bytes("): "upload copy in the private mkdtemp folder",
+    ("forensics_app/batch_page.py", "to_csv(index=False)"): "to_csv without a path: text in memory",
+    ("eval/perf.py", 'shutil.copy(assets_dir() / "demo"'): "perf input clips in a temporary folder",
 }
 _WRITE_CALL = re.compile(
     r"(\bopen\([^)]*[\"'][wax]b?\+?[\"']|\.write_text\(|\.write_bytes\(|\bnp\.save\(|"

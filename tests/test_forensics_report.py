@@ -127,7 +127,10 @@ def test_demo_inputs_timeline_and_date(report: CheckReport) -> None:
 
 def test_demo_report_files(report: CheckReport, tmp_path: Path) -> None:
     written = write_report(report, tmp_path)
-    assert set(written) == {"map_audio", "timeline", "html", "json"}
+    assert set(written) == {"map_audio", "timeline", "html", "json", "regions"}
+    regions = json.loads(written["regions"].read_text())  # the audio modality's 90 % region
+    assert [f["properties"]["modality"] for f in regions["features"]] == ["audio"]
+    assert regions["features"][0]["properties"]["level"] == 0.9
     document = json.loads(written["json"].read_text())
     assert document["verdict"]["label"] == "mismatch"
     assert document["maps"] == {"audio": "map_audio.png", "timeline": "timeline.png"}

@@ -45,9 +45,12 @@ def test_one_absent_species_never_makes_a_mismatch() -> None:
     assert far.n_absent == 3 and far.contradicts and far.dropped is not None
     status, reason = species_pair_status(mass, 0.9, 9000.0, far)
     assert status == MISMATCH and reason.startswith("3 of 3 species heard have range")
-    # Mass near the place always wins: consistent.
+    # Mass near the place wins (consistent) unless the species make the place itself very
+    # unlikely: then it is only inconclusive (a quail of Arizona claimed at Seattle).
     near = {200.0: 0.5, 750.0: 0.6, 2500.0: 0.9}
     assert species_pair_status(near, 0.9, 10.0, at_true)[0] == CONSISTENT
+    status, reason = species_pair_status(near, 0.9, 10.0, far)
+    assert far.ratio <= 0.01 and status == INCONCLUSIVE and "not consistent" in reason
 
 
 def test_a_weak_majority_of_strays_does_not_outvote_a_confident_species() -> None:

@@ -111,6 +111,39 @@ def test_backend_setting(monkeypatch: pytest.MonkeyPatch, small_model) -> None:
     assert onnx_backend.onnx_applicable(small_model)
 
 
+def test_openvino_and_onnxruntime_run_the_same_graph(small_model, tmp_path: Path) -> None:
+    """Both graph runtimes give the torch model's outputs to float32 rounding; ``auto`` takes
+    OpenVINO when it is installed; a failing OpenVINO falls back to ONNX Runtime."""
+    pytest.importorskip("openvino")
+    clip = perf.write_test_audio(tmp_path / "clip.wav", 6.0, seed=6)
+    outputs = {}
+    for backend in ("openvino", "onnx", "torch"):
+        with perf.inference_backend(backend):
+            runner = onnx_backend.onnx_runner(small_model)
+            kind = None if runner is None else type(runner).__name__
+            assert kind == {"openvino": "OpenVinoRunner", "onnx": "OnnxRunner"}.get(backend)
+            outputs[backend] = window_outputs(small_model, clip).outputs["embedding"]
+    with perf.inference_backend("auto"):
+        assert isinstance(onnx_backend.onnx_runner(small_model), onnx_backend.OpenVinoRunner)
+    scale = float(np.abs(outputs["torch"]).max())
+    np.testing.assert_allclose(outputs["openvino"], outputs["onnx"], rtol=0, atol=1e-5 * scale)
+    np.testing.assert_allclose(outputs["openvino"], outputs["torch"], rtol=0, atol=1e-4 * scale)
+
+
+def test_a_failing_openvino_falls_back_to_onnxruntime(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("openvino")
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("no CPU plugin")
+
+    monkeypatch.setattr(onnx_backend, "OpenVinoRunner", broken)
+    model = perf.random_agclip("mobilenet_v3_small_128")
+    with perf.inference_backend("auto"), pytest.warns(RuntimeWarning, match="OpenVINO"):
+        assert isinstance(onnx_backend.onnx_runner(model), onnx_backend.OnnxRunner)
+    with perf.inference_backend("openvino"), pytest.raises(RuntimeError, match="no CPU plugin"):
+        onnx_backend.onnx_runner(perf.random_agclip("mobilenet_v3_small_128"))
+
+
 def test_demo_model_same_top1_both_paths(train_micro_world: Path) -> None:
     from geoforensics.core.data import INatSounds
 
@@ -148,6 +181,7 @@ def test_onnx_failure_falls_back_to_torch(monkeypatch: pytest.MonkeyPatch, tmp_p
         raise RuntimeError("no session")
 
     monkeypatch.setattr(onnx_backend, "OnnxRunner", broken)
+    monkeypatch.setattr(onnx_backend, "OpenVinoRunner", broken)
     with pytest.warns(RuntimeWarning, match="running the model in torch"):
         fallback = window_outputs(model, clip).outputs["embedding"]
     with perf.inference_backend("torch"):
@@ -197,3 +231,18 @@ def test_perf_quick_check_section(tmp_path: Path, capsys: pytest.CaptureFixture[
         assert math.isfinite(figure["ours"]) and figure["ours"] > 0, figure
         assert f"| {figure['key']} " in printed
     assert section["figures"][3]["unit"] == "MB" and "verdict" in section["notes"][0]
+
+
+@pytest.mark.slow  # ~30 s: three folder checks in fresh processes
+def test_perf_quick_batch_section(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "perf.json"
+    status = main(["perf", "--quick", "--only", "j", "--out", str(out), "--no-progress"])
+    capsys.readouterr()
+    assert status == 0
+    (section,) = json.loads(out.read_text())["sections"]
+    assert [f["key"] for f in section["figures"]] == ["j1", "j2"]
+    rates = section["figures"][0]
+    assert rates["unit"] == "clips/min" and rates["ours"] > 0 and rates["baseline"] > 0
+    assert 100 < section["figures"][1]["ours"] < 4000  # MB per worker process
+    assert "(4 checked, 0 failed)" in section["notes"][0]
+    assert "summary.csv are identical" in section["notes"][0]

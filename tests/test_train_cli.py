@@ -55,6 +55,7 @@ def test_config_errors_name_file_and_key(tmp_path: Path) -> None:
         "method: knn\ndata: {root: x}\n": "method 'knn'",
         "method: agclip\n": "missing section 'data'",
         "method: agclip\ndata: {root: x}\ntrain: {strategy: fsdp}\n": "'train.strategy'",
+        "method: agclip\ndata: {root: x}\ntrain: {num_nodes: 2}\n": "'train.num_nodes'",
         "method: agclip\ndata: {root: x}\n  bad: [\n": "not valid YAML",
     }
     for text, expected in cases.items():

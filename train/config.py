@@ -10,7 +10,8 @@ A run is described by a YAML file with the sections below (every key optional ex
     loss:   {species_weight, symmetric, haversine_eps}
     optim:  {batch_size, momentum, nesterov, weight_decay, lr_start, lr_peak, lr_end,
              warmup_epochs, max_epochs}
-    train:  {seed, patience, monitor, monitor_mode, devices, accelerator, strategy, num_workers,
+    train:  {seed, patience, monitor, monitor_mode, devices, num_nodes, accelerator, strategy,
+             num_workers,
              max_minutes, windows_per_recording, eval_batch_size, precision,
              check_val_every_n_epoch, deterministic}
     eval:   {gallery, test}
@@ -127,15 +128,17 @@ class OptimConfig:
 @dataclass(frozen=True)
 class TrainSection:
     """Trainer settings: seed, early stopping on ``monitor`` (validation median error, lower is
-    better) with ``patience`` validation rounds, hardware (``devices``, ``accelerator``,
-    ``strategy`` auto | ddp), data loading, an optional wall-clock limit and the number of
-    random windows drawn per training recording and epoch (the paper: 1)."""
+    better) with ``patience`` validation rounds, hardware (``devices`` per machine,
+    ``num_nodes`` machines, ``accelerator``, ``strategy`` auto | ddp), data loading, an
+    optional wall-clock limit and the number of random windows drawn per training recording
+    and epoch (the paper: 1)."""
 
     seed: int = 0
     patience: int = 10
     monitor: str = "val/median_km"
     monitor_mode: str = "min"
     devices: int = 1
+    num_nodes: int = 1
     accelerator: str = "auto"
     strategy: str = "auto"
     num_workers: int = 0
@@ -410,6 +413,10 @@ def validate(config: TrainConfig, source: str = "<config>") -> None:
         fail("train.monitor_mode", "must be min or max")
     if train.devices < 1:
         fail("train.devices", "must be at least 1")
+    if train.num_nodes < 1:
+        fail("train.num_nodes", "must be at least 1")
+    if train.num_nodes > 1 and train.strategy != "ddp":
+        fail("train.num_nodes", "several machines need strategy: ddp")
     if train.strategy not in STRATEGIES:
         fail("train.strategy", f"must be one of {', '.join(STRATEGIES)}")
     if train.num_workers < 0:
@@ -454,6 +461,7 @@ def with_overrides(
     devices: int | None = None,
     strategy: str | None = None,
     accelerator: str | None = None,
+    num_nodes: int | None = None,
 ) -> TrainConfig:
     """A copy with command-line overrides applied (relative ``out`` and ``data_root`` are taken
     from the current working directory, as a user typing them expects), validated again."""
@@ -464,6 +472,8 @@ def with_overrides(
         train = dataclasses.replace(train, devices=devices)
     if strategy is not None:
         train = dataclasses.replace(train, strategy=strategy)
+    if num_nodes is not None:
+        train = dataclasses.replace(train, num_nodes=num_nodes)
     if accelerator is not None:
         train = dataclasses.replace(train, accelerator=accelerator)
     data = config.data

@@ -164,6 +164,7 @@ def build_trainer(
     trainer = L.Trainer(
         accelerator=train.accelerator,
         devices=train.devices,
+        num_nodes=train.num_nodes,
         strategy=_strategy(config),
         precision=train.precision,  # type: ignore[arg-type]
         max_epochs=config.optim.max_epochs,

@@ -3,11 +3,14 @@
 geoforensics check CLIP|FOLDER [--claimed PLACE|LAT,LON] [--date YYYY-MM-DD] [--text TEXT]
                    [--out DIR] [--model MODEL_DIR] [--gallery SPEC] [--top-k K]
                    [--segment-s S] [--frame-every-s S] [--max-frames N] [--clip FOLDER]
-                   [--no-species] [--json] [--quiet]
+                   [--no-species] [--workers N] [--ray [ADDRESS]] [--claims CSV]
+                   [--format csv,parquet,geojson,kml] [--json] [--quiet]
 
 Writes OUT/report.json, OUT/report.html (self-contained) and PNG maps; a FOLDER gets one
-report folder per media file plus OUT/summary.json, skipping clips already checked with the
-same options. The library behind it is :mod:`geoforensics.core.forensics`.
+report folder per media file plus OUT/summary.json, summary.csv and summary.parquet (one row
+per clip), the species tables and the GIS exports asked for, skipping clips already checked
+with the same options; --workers and --ray spread the clips over processes or a Ray cluster.
+The library behind it is :mod:`geoforensics.core.forensics`.
 """
 
 from __future__ import annotations
@@ -160,7 +163,17 @@ def _run_folder(folder: Path, args: argparse.Namespace, options: CheckOptions) -
 
     out = Path(args.out) if args.out else Path(f"check-{folder.name}")
     with progress_bar(args.quiet, "folder") as progress:
-        summary = check_folder(folder, options, out, progress)
+        summary = check_folder(
+            folder,
+            options,
+            out,
+            progress,
+            workers=args.workers,
+            use_ray=args.ray is not None,
+            ray_address=args.ray or None,
+            formats=args.format,
+            claims=args.claims,
+        )
     if args.json:
         print(json.dumps(summary.as_dict(), indent=2))
         return 0
@@ -172,7 +185,22 @@ def _run_folder(folder: Path, args: argparse.Namespace, options: CheckOptions) -
         f"{summary.count('skipped')} skipped (already checked), {summary.count('failed')} failed"
     )
     print(f"summary: {out / 'summary.json'}")
+    tables = [out / name for name in _BATCH_FILES if (out / name).is_file()]
+    if tables:
+        print(f"tables:  {', '.join(str(t) for t in tables)}")
     return 0
+
+
+#: Batch files listed after a folder run (when written).
+_BATCH_FILES = (
+    "summary.csv",
+    "summary.parquet",
+    "species.csv",
+    "species.selections.txt",
+    "places.geojson",
+    "regions.geojson",
+    "batch.kml",
+)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -181,6 +209,12 @@ def run(args: argparse.Namespace) -> int:
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     options = options_from_args(args)
+    if args.workers < 1:
+        raise InputError(f"--workers {args.workers}: give 1 or more")
+    if not path.is_dir() and (args.workers != 1 or args.ray is not None or args.claims):
+        raise InputError(
+            f"{path}: --workers, --ray and --claims apply to a FOLDER of clips, not one clip"
+        )
     if path.is_dir():
         return _run_folder(path, args, options)
     return _run_clip(path, args, options)
@@ -276,6 +310,40 @@ def register(subparsers: Any) -> None:
         help="species-range calibration file (geoforensics calibrate --species) for the audio "
         "species modality's regions; the AG-CLIP model's own calibration.json is read from "
         "--model",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="FOLDER: check N clips at a time in N processes, each loading the models once "
+        "(default 1)",
+    )
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="FOLDER: run the clips as Ray tasks, on the cluster at ADDRESS (HOST:6379 or "
+        "ray://HOST:10001; clips and --out on storage every node sees) or, without ADDRESS, on "
+        "a local Ray instance with --workers CPUs; needs geoforensics[cluster]",
+    )
+    parser.add_argument(
+        "--claims",
+        metavar="CSV",
+        help="FOLDER: per-clip claims, a CSV with a 'file' column (path under FOLDER or bare "
+        "name) and 'claimed' (place or LAT,LON) or 'latitude'/'longitude', optional 'date' "
+        "(YYYY-MM-DD) and 'text'; empty cells keep --claimed/--date/--text",
+    )
+    parser.add_argument(
+        "--format",
+        default="csv,parquet",
+        metavar="LIST",
+        help="FOLDER: batch tables and GIS exports to write, any of csv,parquet,geojson,kml "
+        "(default csv,parquet: summary.csv and summary.parquet; geojson: places.geojson and "
+        "regions.geojson; kml: batch.kml). species.csv and the Raven table species.selections.txt "
+        "are always written when BirdNET ran",
     )
     parser.add_argument(
         "--json",

@@ -1,7 +1,8 @@
 """`geoforensics train`: train a geolocation model from a YAML config.
 
 geoforensics train CONFIG.yaml [--out DIR] [--data ROOT] [--resume] [--max-epochs N] [--devices N]
-                   [--strategy auto|ddp] [--accelerator auto|cpu|gpu] [--no-progress]
+                   [--num-nodes N] [--strategy auto|ddp] [--accelerator auto|cpu|gpu]
+                   [--no-progress]
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def _train(args: argparse.Namespace) -> int:
         devices=args.devices,
         strategy=args.strategy,
         accelerator=args.accelerator,
+        num_nodes=args.num_nodes,
     )
     summary = train(config, resume=args.resume, progress=not args.no_progress)
     if summary is None:  # a DDP worker process: process 0 reports
@@ -71,6 +73,13 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--max-epochs", type=int, metavar="N", help="override optim.max_epochs")
     parser.add_argument("--devices", type=int, metavar="N", help="override train.devices")
+    parser.add_argument(
+        "--num-nodes",
+        type=int,
+        metavar="N",
+        help="override train.num_nodes: machines taking part (with --strategy ddp; start the "
+        "same command on each with MASTER_ADDR, MASTER_PORT and NODE_RANK set)",
+    )
     parser.add_argument(
         "--strategy",
         choices=("auto", "ddp"),

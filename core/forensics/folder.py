@@ -12,19 +12,30 @@ after each clip, so an interrupted run leaves a truthful summary.
 failed (each failure is a result: ``status: failed`` with its error in ``summary.json``, and
 the printed count); it exits 1 only when the run itself cannot go on (no media files, the
 model cannot load). A rerun skips clips already checked and tries the failed ones again.
+
+The per-clip function (:func:`check_clip_task`) is the same whichever runs it: this process
+(``workers=1``), a pool of ``workers`` spawned processes that each load the models once, or
+Ray tasks on a local or remote cluster (:mod:`.ray_runner`). As clips finish, ``summary.json``,
+``summary.csv`` and ``summary.parquet`` (one row per clip, :mod:`.batch_tables`) are
+rewritten in clip order, so every way of running a batch writes the same tables; when the run
+ends, the species detections of all clips (``species.csv`` and a Raven selection table) and,
+with ``formats`` geojson / kml, the GIS exports (:mod:`.gis_export`).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import GeoforensicsError, InputError
 from ..fileio import atomic_write, sha256_file
+from .batch_tables import read_report
+from .claims import read_claims
 from .pipeline import CheckModels, CheckOptions, check_fingerprint, run_check, shared_check_models
 from .report import REPORT_JSON, write_report
 
@@ -60,6 +71,9 @@ MEDIA_SUFFIXES: frozenset[str] = frozenset(
     }
 )
 SUMMARY_JSON = "summary.json"
+#: Batch table and GIS formats (``--format``); summary.json is always written.
+FORMATS: tuple[str, ...] = ("csv", "parquet", "geojson", "kml")
+DEFAULT_FORMATS: tuple[str, ...] = ("csv", "parquet")
 
 DONE = "done"
 SKIPPED = "skipped"
@@ -167,6 +181,200 @@ def _one_line(error: BaseException) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class ClipTask:
+    """One clip of a folder run, as handed to a worker process or a Ray task: the clip, its
+    report folder, the options and the SHA-256 of the AG-CLIP weights (for the fingerprint)."""
+
+    clip: Path
+    target: Path
+    options: CheckOptions
+    model_sha: str
+
+
+def check_clip_task(
+    task: ClipTask,
+    models: CheckModels | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> FolderEntry:
+    """Check one clip of a folder into its report folder, or skip it when its ``report.json``
+    has the same fingerprint; a failing clip gives a ``failed`` entry with its one-line error.
+    Models are the process's shared ones (:func:`~.pipeline.shared_check_models`: a worker
+    loads them once) unless ``models`` is given. Raises :class:`_ModelsFailed` when they
+    cannot load."""
+    started = time.perf_counter()
+    clip, target, options = task.clip, task.target, task.options
+
+    def tell(fraction: float, message: str) -> None:
+        if progress is not None:
+            progress(fraction, message)
+
+    entry = FolderEntry(clip=clip, status=FAILED, out_dir=target)
+    try:
+        entry.sha256 = sha256_file(clip)
+        fingerprint = check_fingerprint(entry.sha256, options, task.model_sha)
+        existing = target / REPORT_JSON
+        if existing.is_file() and _existing_fingerprint(existing) == fingerprint:
+            entry.status = SKIPPED
+            document = json.loads(existing.read_text(encoding="utf-8"))
+            entry.verdict = str(document["verdict"]["label"])
+            tell(1.0, "already checked, skipped")
+        else:
+            if models is None or not models.matches(options):
+                # Not a per-clip failure: a model that cannot load stops the run.
+                try:
+                    models = shared_check_models(options)
+                except GeoforensicsError as exc:
+                    raise _ModelsFailed(exc) from exc
+            report = run_check(clip, options, models, tell)
+            write_report(report, target)
+            entry.status, entry.verdict = DONE, report.verdict.label
+    except _ModelsFailed:
+        raise
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # one bad clip must not stop the folder
+        entry.status, entry.error, entry.out_dir = FAILED, _one_line(exc), None
+        tell(1.0, f"failed: {entry.error}")
+    entry.seconds = time.perf_counter() - started
+    return entry
+
+
+def run_clip_task(task: ClipTask) -> FolderEntry | str:
+    """:func:`check_clip_task` in a worker (process pool or Ray): a model that cannot load
+    comes back as its one-line message (a str), which stops the run in the parent."""
+    try:
+        return check_clip_task(task)
+    except _ModelsFailed as failed:
+        return str(failed.error)
+
+
+def _init_worker(threads: int) -> None:
+    """Worker start: its share of the cores for torch, ONNX Runtime and BLAS."""
+    import os
+
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
+def worker_threads(workers: int) -> int:
+    """Threads per worker: the machine's cores shared out, at least one."""
+    import os
+
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+@dataclass
+class BatchOutput:
+    """What a folder run writes besides the reports: ``summary.json`` and the tables
+    (``summary.csv`` / ``summary.parquet`` after every clip; the species tables and the GIS
+    exports when the run ends)."""
+
+    summary: FolderSummary
+    formats: tuple[str, ...] = DEFAULT_FORMATS
+    order: dict[Path, int] = field(default_factory=dict)
+
+    def add(self, entry: FolderEntry) -> None:
+        """Record a finished clip (any order) and rewrite summary.json and the tables."""
+        self.summary.entries.append(entry)
+        self.summary.entries.sort(key=lambda e: self.order.get(e.clip, 0))
+        self.write(final=False)
+
+    def _documents(self) -> list[tuple[FolderEntry, str, dict[str, Any] | None]]:
+        out = []
+        for entry in self.summary.entries:
+            name = entry.clip.relative_to(self.summary.folder).as_posix()
+            document = None
+            if entry.status != FAILED and entry.out_dir is not None:
+                document = read_report(entry.out_dir / REPORT_JSON)
+            out.append((entry, name, document))
+        return out
+
+    def write(self, final: bool) -> None:
+        """Write summary.json and the summary tables (and, when ``final``, the rest)."""
+        from .batch_tables import (
+            SPECIES_COLUMNS,
+            SPECIES_CSV,
+            SPECIES_RAVEN,
+            SUMMARY_COLUMNS,
+            SUMMARY_CSV,
+            SUMMARY_PARQUET,
+            species_table,
+            summary_row,
+            write_csv,
+            write_parquet,
+            write_raven,
+        )
+
+        out = self.summary.out_dir
+        _write_summary(self.summary)
+        documents = self._documents()
+        rows = [
+            summary_row(
+                name,
+                "failed" if entry.status == FAILED else "checked",  # skipped: checked before
+                document,
+                sha256=entry.sha256,
+                error=entry.error,
+                report_dir=None if entry.out_dir is None else entry.out_dir.name,
+            )
+            for entry, name, document in documents
+        ]
+        if "csv" in self.formats:
+            write_csv(out / SUMMARY_CSV, rows, SUMMARY_COLUMNS)
+        if "parquet" in self.formats:
+            write_parquet(out / SUMMARY_PARQUET, rows, SUMMARY_COLUMNS)
+        if not final:
+            return
+        checked = [(name, document) for _, name, document in documents if document is not None]
+        heard = [(name, d) for name, d in checked if d.get("species")]
+        if heard:
+            species, durations = species_table(heard)
+            write_csv(out / SPECIES_CSV, species, SPECIES_COLUMNS)
+            write_raven(out / SPECIES_RAVEN, species, durations)
+        if "geojson" in self.formats or "kml" in self.formats:
+            self._write_gis(documents)
+
+    def _write_gis(self, documents: list[tuple[FolderEntry, str, dict[str, Any] | None]]) -> None:
+        from .gis_export import (
+            BATCH_KML,
+            PLACES_GEOJSON,
+            REGIONS_GEOJSON,
+            place_features,
+            region_features,
+            write_geojson,
+            write_kml,
+        )
+
+        places: list[dict[str, Any]] = []
+        regions: list[dict[str, Any]] = []
+        for entry, name, document in documents:
+            if document is None or entry.out_dir is None:
+                continue
+            places += place_features(name, document)
+            regions += region_features(name, entry.out_dir, entry.verdict)
+        out = self.summary.out_dir
+        if "geojson" in self.formats:
+            write_geojson(out / PLACES_GEOJSON, places)
+            write_geojson(out / REGIONS_GEOJSON, regions)
+        if "kml" in self.formats:
+            folders = [("places", places), ("90 % regions", regions)]
+            write_kml(out / BATCH_KML, folders, f"geoforensics check {self.summary.folder.name}")
+
+
+def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:
+    """``csv,parquet,geojson,kml`` (any subset, any order) as a tuple; an unknown name is an
+    :class:`InputError`."""
+    names = [t.strip().lower() for t in (text.split(",") if isinstance(text, str) else text)]
+    names = [n for n in names if n]
+    unknown = sorted(set(names) - set(FORMATS))
+    if unknown:
+        raise InputError(f"--format {','.join(unknown)}: unknown; choose from {','.join(FORMATS)}")
+    return tuple(n for n in FORMATS if n in names)
+
+
 def _write_summary(summary: FolderSummary) -> None:
     with atomic_write(summary.out_dir / SUMMARY_JSON) as fh:
         json.dump(summary.as_dict(), fh, indent=2)
@@ -179,12 +387,24 @@ def check_folder(
     out_dir: str | Path,
     progress: Callable[[float, str], None] | None = None,
     models: CheckModels | None = None,
+    workers: int = 1,
+    ray_address: str | None = None,
+    use_ray: bool = False,
+    formats: str | Sequence[str] = DEFAULT_FORMATS,
+    claims: str | Path | None = None,
 ) -> FolderSummary:
-    """Check every media file under ``folder`` into ``out_dir`` (see the module docstring)."""
-    from ..models.geolocator import model_files
+    """Check every media file under ``folder`` into ``out_dir`` (see the module docstring).
 
+    ``workers`` > 1 checks clips in that many processes (each loads the models once);
+    ``use_ray`` runs the same per-clip function as Ray tasks, on the cluster at
+    ``ray_address`` (None: a local Ray instance with ``workers`` CPUs, or the one already
+    initialised in this process). The outputs are the same whichever runs them. ``claims``
+    is a CSV of per-clip claimed places, dates and text hints (:mod:`.claims`)."""
     options = options or CheckOptions()
     options.validate()
+    chosen = parse_formats(formats)
+    if workers < 1:
+        raise InputError(f"--workers {workers}: give 1 or more")
     root = Path(folder)
     out = Path(out_dir)
     clips = find_media(root, exclude=out)
@@ -192,69 +412,126 @@ def check_folder(
         raise InputError(f"{root}: no media files ({', '.join(sorted(MEDIA_SUFFIXES))})")
     model_sha = ""  # no AG-CLIP model: species, frames, text, GPS and claim only
     if options.model_dir is not None:
+        from ..models.geolocator import model_files  # imports torch: only with a model
+
         weights, _ = model_files(options.resolved_model_dir())
         if not weights.is_file():
             raise InputError(f"{weights}: AG-CLIP model not found")
         model_sha = sha256_file(weights)
+    per_clip = {} if claims is None else read_claims(claims, clips, root)
     out.mkdir(parents=True, exist_ok=True)
-    summary = FolderSummary(root, out)
-    for number, clip in enumerate(clips):
-        started = time.perf_counter()
-        target = out / report_dir_name(clip, root)
-        base, share = number / len(clips), 1.0 / len(clips)
+    tasks = [
+        ClipTask(
+            c,
+            out / report_dir_name(c, root),
+            per_clip[c].apply(options) if c in per_clip else options,
+            model_sha,
+        )
+        for c in clips
+    ]
+    batch = BatchOutput(FolderSummary(root, out), chosen, {c: i for i, c in enumerate(clips)})
+    batch.write(final=False)  # a true (empty) summary from the start
+    if use_ray:
+        from .ray_runner import run_on_ray
 
-        def tell(
-            fraction: float,
-            message: str,
-            clip: Path = clip,
-            base: float = base,
-            share: float = share,
-        ) -> None:
-            if progress is not None:
-                progress(base + share * fraction, f"{clip.name}: {message}")
+        run_on_ray(tasks, ray_address, workers, _collector(batch, len(tasks), progress))
+    elif workers > 1:
+        _run_in_processes(tasks, workers, _collector(batch, len(tasks), progress))
+    else:
+        share = 1.0 / len(tasks)
+        for number, task in enumerate(tasks):
+            base = number * share
 
-        entry = FolderEntry(clip=clip, status=FAILED, out_dir=target)
-        try:
-            entry.sha256 = sha256_file(clip)
-            fingerprint = check_fingerprint(entry.sha256, options, model_sha)
-            existing = target / REPORT_JSON
-            if existing.is_file() and _existing_fingerprint(existing) == fingerprint:
-                entry.status = SKIPPED
-                document = json.loads(existing.read_text(encoding="utf-8"))
-                entry.verdict = str(document["verdict"]["label"])
-                tell(1.0, "already checked, skipped")
-            else:
-                if models is None or not models.matches(options):
-                    # Not a per-clip failure: a model that cannot load stops the run.
-                    try:
-                        models = shared_check_models(options)
-                    except GeoforensicsError as exc:
-                        raise _ModelsFailed(exc) from exc
-                report = run_check(clip, options, models, tell)
-                write_report(report, target)
-                entry.status, entry.verdict = DONE, report.verdict.label
-        except _ModelsFailed as failed:
-            raise failed.error from None
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except Exception as exc:  # one bad clip must not stop the folder
-            entry.status, entry.error, entry.out_dir = FAILED, _one_line(exc), None
-            tell(1.0, f"failed: {entry.error}")
-        entry.seconds = time.perf_counter() - started
-        summary.entries.append(entry)
-        _write_summary(summary)
-    return summary
+            def tell(
+                fraction: float, message: str, name: str = task.clip.name, base: float = base
+            ) -> None:
+                if progress is not None:
+                    progress(base + share * fraction, f"{name}: {message}")
+
+            try:
+                entry = check_clip_task(task, models, tell)
+            except _ModelsFailed as failed:
+                raise failed.error from None
+            batch.add(entry)
+    batch.write(final=True)
+    return batch.summary
+
+
+def _collector(
+    batch: BatchOutput, total: int, progress: Callable[[float, str], None] | None
+) -> Callable[[FolderEntry | str], None]:
+    """A callback for finished clips (any order): records them, draws progress over clips and
+    stops the run when a worker could not load the models (a str result)."""
+
+    def collect(result: FolderEntry | str) -> None:
+        if isinstance(result, str):
+            raise GeoforensicsError(result)
+        batch.add(result)
+        if progress is not None:
+            detail = result.verdict if result.error is None else f"failed: {result.error}"
+            progress(len(batch.summary.entries) / total, f"{result.clip.name}: {detail}")
+
+    return collect
+
+
+def _run_in_processes(
+    tasks: Sequence[ClipTask], workers: int, collect: Callable[[FolderEntry | str], None]
+) -> None:
+    """Run the tasks in ``workers`` spawned processes, collecting results as they finish."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    context = multiprocessing.get_context("spawn")  # no fork of a process holding threads
+    pool = ProcessPoolExecutor(
+        max_workers=min(workers, len(tasks)),
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(worker_threads(workers),),
+    )
+    finished = False
+    try:
+        pending = {pool.submit(run_clip_task, task) for task in tasks}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    raise GeoforensicsError(
+                        "--workers: a worker process died (out of memory? from a script, "
+                        "call check_folder under `if __name__ == '__main__':`); the clips "
+                        "finished so far are in summary.json, a rerun resumes"
+                    ) from None
+                collect(result)
+        finished = True
+    finally:
+        if finished:
+            pool.shutdown(wait=True)
+        else:  # an error or an interrupt: stop the other workers now, wait for none of them
+            processes = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                if process.is_alive():
+                    process.terminate()
 
 
 __all__ = [
+    "DEFAULT_FORMATS",
     "DONE",
     "FAILED",
+    "FORMATS",
     "MEDIA_SUFFIXES",
     "SKIPPED",
     "SUMMARY_JSON",
+    "BatchOutput",
+    "ClipTask",
     "FolderEntry",
     "FolderSummary",
+    "check_clip_task",
     "check_folder",
     "find_media",
+    "parse_formats",
     "report_dir_name",
+    "run_clip_task",
 ]

@@ -445,11 +445,38 @@ own data (no basemap tiles).</footer>
 # ------------------------------------------------------------------------------- writing
 
 
+def _write_exports(report: CheckReport, out: Path) -> dict[str, Path]:
+    """``regions.geojson`` (the 90 % region of every located modality) and, when BirdNET ran,
+    the species detections as ``species.csv`` and a Raven selection table."""
+    from .batch_tables import (
+        SPECIES_COLUMNS,
+        SPECIES_CSV,
+        SPECIES_RAVEN,
+        species_table,
+        write_csv,
+        write_raven,
+    )
+    from .gis_export import REGIONS_GEOJSON, clip_region_features, write_geojson
+    from .regions_check import SHOWN_LEVEL
+
+    written = {
+        "regions": write_geojson(out / REGIONS_GEOJSON, clip_region_features(report, SHOWN_LEVEL))
+    }
+    if report.species is not None:
+        document = report.as_dict()
+        rows, durations = species_table([(report.clip.name, document)])
+        written["species_csv"] = write_csv(out / SPECIES_CSV, rows, SPECIES_COLUMNS)
+        written["species_raven"] = write_raven(out / SPECIES_RAVEN, rows, durations)
+    return written
+
+
 def write_report(report: CheckReport, out_dir: str | Path) -> dict[str, Path]:
     """Write the maps (``map_audio.png``, ``map_frames.png``, ``map_text.png`` for the
     available distributions, else ``map_overview.png``; ``timeline.png``), ``report.html`` and
+    ``regions.geojson``, ``species.csv`` and ``species.selections.txt`` (when BirdNET ran) and
     ``report.json`` (last) into ``out_dir``; returns ``{"json", "html", "map_<name>",
-    "timeline"}`` paths. Every file is written atomically."""
+    "timeline", "regions", "species_csv", "species_raven"}`` paths. Every file is written
+    atomically."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
@@ -473,6 +500,7 @@ def write_report(report: CheckReport, out_dir: str | Path) -> dict[str, Path]:
         written["timeline"], maps["timeline"] = chart, chart.name
         images["timeline"] = chart.read_bytes()
     report.maps = maps
+    written.update(_write_exports(report, out))
     page = out / REPORT_HTML
     with atomic_write(page) as fh:
         fh.write(report_html(report, images))

@@ -17,7 +17,7 @@ from .discrepancy import MODALITY_LABELS, Discrepancy, Verdict
 
 #: ``report.json`` format name and version.
 REPORT_FORMAT = "geoforensics-check-report"
-REPORT_VERSION = 3
+REPORT_VERSION = 4  # 4: regions.geojson and the species tables beside report.json
 
 
 def _round(value: float | None, digits: int = 6) -> float | None:

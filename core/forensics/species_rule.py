@@ -303,13 +303,21 @@ def species_pair_status(
     judgement: SpeciesJudgement | None,
 ) -> tuple[str, str]:
     """(status, reason) of the species posterior against a place: the distribution rule for
-    *consistent*, the species rule (module docstring) for *mismatch*, else inconclusive."""
+    *consistent* (unless the species make the place at most :data:`MAX_ROBUST_RATIO` as
+    likely as the best place), the species rule (module docstring) for *mismatch*, else
+    inconclusive."""
     status, reason = pair_status(mass, concentration, distance_km)
     if judgement is None:
         if status == MISMATCH:
             return INCONCLUSIVE, f"{reason}; but no per-species evidence at the place"
         return status, reason
     far = mass[MISMATCH_RADIUS_KM]
+    if status == CONSISTENT and judgement.ratio <= MAX_ROBUST_RATIO:
+        # Mass nearby, but the species heard make this very place unlikely: not consistent.
+        return INCONCLUSIVE, (
+            f"{reason}; {judgement.summary()}; not consistent: the species heard make the "
+            f"place at most {MAX_ROBUST_RATIO:g} as likely as the best place"
+        )
     if status == CONSISTENT:
         return status, f"{reason}; {judgement.summary()}"
     if judgement.contradicts and far <= MISMATCH_MAX_MASS:

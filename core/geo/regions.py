@@ -603,7 +603,7 @@ def cells_to_geojson(cells_in: Iterable[str]) -> dict[str, Any]:
     cells holding the poles.
     """
     counts: dict[tuple[Point, Point], int] = {}
-    for cell in set(cells_in):
+    for cell in sorted(set(cells_in)):  # sorted: the same rings in every process
         for piece in _cell_pieces(cell):
             keys = [_key(p) for p in piece]
             for a, b in zip(keys, [*keys[1:], keys[0]], strict=True):

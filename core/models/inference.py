@@ -19,10 +19,11 @@ together into full batches, and returns an (N, 2) array of predicted coordinates
 
 Speed: windows go through the model in batches (``batch_size``, default 32), the front-end
 is vectorised over each batch (one STFT call, the mel bands as one matmul), and on the CPU a
-MobileNetV3 model runs as an ONNX Runtime graph (:mod:`.onnx_backend`, about 4-5x torch
-eager here, same outputs to float32 rounding; ``GEOFORENSICS_INFERENCE_BACKEND=torch`` turns
-it off); glibc's mmap threshold is pinned (:func:`fix_malloc_threshold`) so that memory stays
-flat over hours of audio. ``geoforensics perf`` measures all of this.
+MobileNetV3 model runs as an exported graph (:mod:`.onnx_backend`: OpenVINO when the
+``openvino`` extra is installed, else ONNX Runtime; about 4-5x torch eager here, same outputs
+to float32 rounding; ``GEOFORENSICS_INFERENCE_BACKEND=torch`` turns it off); glibc's mmap
+threshold is pinned (:func:`fix_malloc_threshold`) so that memory stays flat over hours of
+audio. ``geoforensics perf`` measures all of this.
 """
 
 from __future__ import annotations
