@@ -402,6 +402,18 @@ def _rss_mb() -> float:
         return float("nan")
 
 
+def _status_mb(field: str, pid: int | str = "self") -> float | None:
+    """A memory line of ``/proc/PID/status`` (``VmHWM``, ``VmRSS``, ``RssAnon``...) in MB;
+    None when there is no such line or process (not Linux, or the process ended)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def _peak_rss_mb() -> float:
     """Peak resident set size of this process's own memory so far (MB).
 
@@ -409,13 +421,8 @@ def _peak_rss_mb() -> float:
     because Linux carries the parent's high-water mark over ``fork`` + ``exec`` (a child of a
     1.6 GB parent reports >= 1.6 GB whatever it does). Falls back to ``ru_maxrss`` elsewhere.
     """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except (OSError, ValueError):
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    peak = _status_mb("VmHWM")
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0 if peak is None else peak
 
 
 def run_child(
@@ -459,13 +466,8 @@ class _AnonPeak:
 
 
 def _anon_mb() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) / 1024.0
-    except (OSError, ValueError):
-        pass
-    return float("nan")
+    anon = _status_mb("RssAnon")
+    return float("nan") if anon is None else anon
 
 
 def _child_long(params: dict[str, Any]) -> dict[str, Any]:
@@ -608,16 +610,6 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def _vm_rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    except (OSError, ValueError):
-        pass
-    return 0.0
-
-
 def _child_batch(params: dict[str, Any]) -> dict[str, Any]:
     """``geoforensics check FOLDER --workers N`` as the CLI runs it, timed in this process;
     the peak resident memory of each worker process (sampled every 50 ms) and of this one."""
@@ -631,7 +623,7 @@ def _child_batch(params: dict[str, Any]) -> dict[str, Any]:
     def sample() -> None:
         while not stop.wait(0.05):
             for pid in _descendants(os.getpid()):
-                peaks[pid] = max(peaks.get(pid, 0.0), _vm_rss_mb(pid))
+                peaks[pid] = max(peaks.get(pid, 0.0), _status_mb("VmRSS", pid) or 0.0)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -840,9 +832,7 @@ def measure_throughput(settings: PerfSettings) -> Section:
     with torch.no_grad():
         large(images[:1])
         eager_s, _ = _timed(lambda: [large(images[i : i + 1]) for i in range(8)])
-    runtime = {"OpenVinoRunner": "OpenVINO", "OnnxRunner": "ONNX Runtime"}.get(
-        type(runner).__name__, "torch"
-    )
+    runtime = "torch" if runner is None else runner.name
     figures.append(
         Figure(
             "b4",
@@ -1325,9 +1315,9 @@ def batch_folder(n_clips: int, seconds: float, folder: Path) -> str:
         for i in range(n_clips):
             shutil.copy(assets_dir() / "demo" / "demo_clip.mp4", folder / f"clip{i:03d}.mp4")
         return f"{n_clips} copies of the SYNTHETIC demo clip (no real recordings here)"
+    decoded = [load_audio(source, sample_rate=48_000) for source in sources]  # once each
     for i in range(n_clips):
-        source = sources[i % len(sources)]
-        audio = load_audio(source, sample_rate=48_000)
+        audio = decoded[i % len(sources)]
         start = int((i // len(sources)) * seconds * 48_000) % max(1, audio.size)
         cut = np.resize(np.roll(audio, -start), int(seconds * 48_000))  # short ones loop
         sf.write(folder / f"clip{i:03d}.wav", cut, 48_000)
@@ -1351,13 +1341,12 @@ def measure_batch(settings: PerfSettings) -> Section:
         (warm_clips / first.name).symlink_to(first)
         run_child("batch", {"argv": ["check", str(warm_clips), "--quiet", "--out", str(warm)],
                             "out": str(warm)})  # fmt: skip
-        results = {}
+        results, tables = {}, {}
         for workers in (1, 2):
             out = Path(tmp) / f"out{workers}"
             argv = [*base, "--out", str(out), "--workers", str(workers)]
             results[workers] = run_child("batch", {"argv": argv, "out": str(out)})
-            same = (out / "summary.csv").read_bytes()
-            results[workers]["table"] = same
+            tables[workers] = (out / "summary.csv").read_bytes()
     one, two = results[1], results[2]
     per_min = {w: 60.0 * n_clips / r["seconds"] for w, r in results.items()}
     worker_peak = max(two["worker_peak_mb"]) if two["worker_peak_mb"] else float("nan")
@@ -1386,10 +1375,8 @@ def measure_batch(settings: PerfSettings) -> Section:
         f"--workers 1: {one['seconds']:.1f} s, --workers 2: {two['seconds']:.1f} s for "
         f"{n_clips} clips ({two['done']} checked, {two['failed']} failed); the main process "
         f"of --workers 2 peaked at {two['main_peak_mb']:.0f} MB; the two summary.csv are "
-        + ("identical" if one["table"] == two["table"] else "DIFFERENT"),
+        + ("identical" if tables[1] == tables[2] else "DIFFERENT"),
     ]
-    for result in results.values():
-        result.pop("table")
     return Section("j", SECTION_TITLES["j"], figures, notes)
 
 
@@ -1516,9 +1503,8 @@ def measure_accuracy(settings: PerfSettings, world: Path | None = None) -> Secti
     from geoforensics.core.models.onnx_backend import onnx_runner
 
     with inference_backend("auto"):  # the product's path: OpenVINO when installed
-        runtime = {"OpenVinoRunner": "OpenVINO", "OnnxRunner": "ONNX Runtime"}.get(
-            type(onnx_runner(model)).__name__, "torch"
-        )
+        runner = onnx_runner(model)
+        runtime = "torch" if runner is None else runner.name
     results = {}
     for backend in ("torch", "auto"):
         with inference_backend(backend):

@@ -344,19 +344,16 @@ def _state(pid: int) -> str:
 
 def _spawned_workers(pid: int) -> list[int]:
     """Process ids of the multiprocessing workers under ``pid`` (not its resource tracker)."""
+    from geoforensics.eval.perf import _descendants
+
     found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
+    for child in _descendants(pid):
         try:
-            children = [int(c) for c in (task / "children").read_text().split()]
-        except (OSError, ValueError):
+            command = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
             continue
-        for child in children:
-            try:
-                command = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
-            except OSError:
-                continue
-            if b"multiprocessing" in command and b"resource_tracker" not in command:
-                found.append(child)
+        if b"multiprocessing" in command and b"resource_tracker" not in command:
+            found.append(child)
     return found
 
 

@@ -160,6 +160,7 @@ def _run_clip(path: Path, args: argparse.Namespace, options: CheckOptions) -> in
 
 def _run_folder(folder: Path, args: argparse.Namespace, options: CheckOptions) -> int:
     from ..forensics import check_folder
+    from ..forensics.folder import batch_file_names
 
     out = Path(args.out) if args.out else Path(f"check-{folder.name}")
     with progress_bar(args.quiet, "folder") as progress:
@@ -185,22 +186,10 @@ def _run_folder(folder: Path, args: argparse.Namespace, options: CheckOptions) -
         f"{summary.count('skipped')} skipped (already checked), {summary.count('failed')} failed"
     )
     print(f"summary: {out / 'summary.json'}")
-    tables = [out / name for name in _BATCH_FILES if (out / name).is_file()]
+    tables = [out / name for name in batch_file_names() if (out / name).is_file()]
     if tables:
         print(f"tables:  {', '.join(str(t) for t in tables)}")
     return 0
-
-
-#: Batch files listed after a folder run (when written).
-_BATCH_FILES = (
-    "summary.csv",
-    "summary.parquet",
-    "species.csv",
-    "species.selections.txt",
-    "places.geojson",
-    "regions.geojson",
-    "batch.kml",
-)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -209,8 +198,6 @@ def run(args: argparse.Namespace) -> int:
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     options = options_from_args(args)
-    if args.workers < 1:
-        raise InputError(f"--workers {args.workers}: give 1 or more")
     if not path.is_dir() and (args.workers != 1 or args.ray is not None or args.claims):
         raise InputError(
             f"{path}: --workers, --ray and --claims apply to a FOLDER of clips, not one clip"

@@ -25,6 +25,7 @@ with ``formats`` geojson / kml, the GIS exports (:mod:`.gis_export`).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -34,8 +35,30 @@ from typing import Any
 
 from ..errors import GeoforensicsError, InputError
 from ..fileio import atomic_write, sha256_file
-from .batch_tables import read_report
+from .batch_tables import (
+    SPECIES_COLUMNS,
+    SPECIES_CSV,
+    SPECIES_RAVEN,
+    SUMMARY_COLUMNS,
+    SUMMARY_CSV,
+    SUMMARY_PARQUET,
+    read_report,
+    species_table,
+    summary_row,
+    write_csv,
+    write_parquet,
+    write_raven,
+)
 from .claims import read_claims
+from .gis_export import (
+    BATCH_KML,
+    PLACES_GEOJSON,
+    REGIONS_GEOJSON,
+    place_features,
+    region_features,
+    write_geojson,
+    write_kml,
+)
 from .pipeline import CheckModels, CheckOptions, check_fingerprint, run_check, shared_check_models
 from .report import REPORT_JSON, write_report
 
@@ -159,13 +182,6 @@ def report_dir_name(clip: Path, folder: Path) -> str:
     return "__".join(clip.relative_to(folder).parts)
 
 
-def _existing_fingerprint(report: Path) -> str | None:
-    try:
-        return str(json.loads(report.read_text(encoding="utf-8")).get("fingerprint") or "")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
 class _ModelsFailed(Exception):
     """Models could not be loaded: the whole run stops (not one clip's failure)."""
 
@@ -213,11 +229,10 @@ def check_clip_task(
     try:
         entry.sha256 = sha256_file(clip)
         fingerprint = check_fingerprint(entry.sha256, options, task.model_sha)
-        existing = target / REPORT_JSON
-        if existing.is_file() and _existing_fingerprint(existing) == fingerprint:
+        existing = read_report(target / REPORT_JSON)
+        if existing is not None and existing.get("fingerprint") == fingerprint:
             entry.status = SKIPPED
-            document = json.loads(existing.read_text(encoding="utf-8"))
-            entry.verdict = str(document["verdict"]["label"])
+            entry.verdict = str(existing["verdict"]["label"])
             tell(1.0, "already checked, skipped")
         else:
             if models is None or not models.matches(options):
@@ -251,8 +266,6 @@ def run_clip_task(task: ClipTask) -> FolderEntry | str:
 
 def _init_worker(threads: int) -> None:
     """Worker start: its share of the cores for torch, ONNX Runtime and BLAS."""
-    import os
-
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = str(threads)
     if "torch" in sys.modules:
@@ -261,8 +274,6 @@ def _init_worker(threads: int) -> None:
 
 def worker_threads(workers: int) -> int:
     """Threads per worker: the machine's cores shared out, at least one."""
-    import os
-
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
@@ -270,66 +281,49 @@ def worker_threads(workers: int) -> int:
 class BatchOutput:
     """What a folder run writes besides the reports: ``summary.json`` and the tables
     (``summary.csv`` / ``summary.parquet`` after every clip; the species tables and the GIS
-    exports when the run ends)."""
+    exports when the run ends). Each clip's report is read once for its table row when it
+    finishes, and once more at the end for the species tables and GIS exports."""
 
     summary: FolderSummary
     formats: tuple[str, ...] = DEFAULT_FORMATS
     order: dict[Path, int] = field(default_factory=dict)
+    rows: dict[Path, dict[str, Any]] = field(default_factory=dict)
+
+    def _name(self, entry: FolderEntry) -> str:
+        return entry.clip.relative_to(self.summary.folder).as_posix()
+
+    def _document(self, entry: FolderEntry) -> dict[str, Any] | None:
+        if entry.status == FAILED or entry.out_dir is None:
+            return None
+        return read_report(entry.out_dir / REPORT_JSON)
 
     def add(self, entry: FolderEntry) -> None:
         """Record a finished clip (any order) and rewrite summary.json and the tables."""
         self.summary.entries.append(entry)
         self.summary.entries.sort(key=lambda e: self.order.get(e.clip, 0))
+        self.rows[entry.clip] = summary_row(
+            self._name(entry),
+            "failed" if entry.status == FAILED else "checked",  # skipped: checked before
+            self._document(entry),
+            sha256=entry.sha256,
+            error=entry.error,
+            report_dir=None if entry.out_dir is None else entry.out_dir.name,
+        )
         self.write(final=False)
-
-    def _documents(self) -> list[tuple[FolderEntry, str, dict[str, Any] | None]]:
-        out = []
-        for entry in self.summary.entries:
-            name = entry.clip.relative_to(self.summary.folder).as_posix()
-            document = None
-            if entry.status != FAILED and entry.out_dir is not None:
-                document = read_report(entry.out_dir / REPORT_JSON)
-            out.append((entry, name, document))
-        return out
 
     def write(self, final: bool) -> None:
         """Write summary.json and the summary tables (and, when ``final``, the rest)."""
-        from .batch_tables import (
-            SPECIES_COLUMNS,
-            SPECIES_CSV,
-            SPECIES_RAVEN,
-            SUMMARY_COLUMNS,
-            SUMMARY_CSV,
-            SUMMARY_PARQUET,
-            species_table,
-            summary_row,
-            write_csv,
-            write_parquet,
-            write_raven,
-        )
-
         out = self.summary.out_dir
         _write_summary(self.summary)
-        documents = self._documents()
-        rows = [
-            summary_row(
-                name,
-                "failed" if entry.status == FAILED else "checked",  # skipped: checked before
-                document,
-                sha256=entry.sha256,
-                error=entry.error,
-                report_dir=None if entry.out_dir is None else entry.out_dir.name,
-            )
-            for entry, name, document in documents
-        ]
+        rows = [self.rows[entry.clip] for entry in self.summary.entries]
         if "csv" in self.formats:
             write_csv(out / SUMMARY_CSV, rows, SUMMARY_COLUMNS)
         if "parquet" in self.formats:
             write_parquet(out / SUMMARY_PARQUET, rows, SUMMARY_COLUMNS)
         if not final:
             return
-        checked = [(name, document) for _, name, document in documents if document is not None]
-        heard = [(name, d) for name, d in checked if d.get("species")]
+        documents = [(e, self._name(e), self._document(e)) for e in self.summary.entries]
+        heard = [(name, d) for _, name, d in documents if d is not None and d.get("species")]
         if heard:
             species, durations = species_table(heard)
             write_csv(out / SPECIES_CSV, species, SPECIES_COLUMNS)
@@ -338,16 +332,6 @@ class BatchOutput:
             self._write_gis(documents)
 
     def _write_gis(self, documents: list[tuple[FolderEntry, str, dict[str, Any] | None]]) -> None:
-        from .gis_export import (
-            BATCH_KML,
-            PLACES_GEOJSON,
-            REGIONS_GEOJSON,
-            place_features,
-            region_features,
-            write_geojson,
-            write_kml,
-        )
-
         places: list[dict[str, Any]] = []
         regions: list[dict[str, Any]] = []
         for entry, name, document in documents:
@@ -362,6 +346,19 @@ class BatchOutput:
         if "kml" in self.formats:
             folders = [("places", places), ("90 % regions", regions)]
             write_kml(out / BATCH_KML, folders, f"geoforensics check {self.summary.folder.name}")
+
+
+def batch_file_names() -> tuple[str, ...]:
+    """The files a folder run may write beside summary.json, in the order they are listed."""
+    return (
+        SUMMARY_CSV,
+        SUMMARY_PARQUET,
+        SPECIES_CSV,
+        SPECIES_RAVEN,
+        PLACES_GEOJSON,
+        REGIONS_GEOJSON,
+        BATCH_KML,
+    )
 
 
 def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:
@@ -528,6 +525,7 @@ __all__ = [
     "ClipTask",
     "FolderEntry",
     "FolderSummary",
+    "batch_file_names",
     "check_clip_task",
     "check_folder",
     "find_media",

@@ -58,9 +58,11 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def report_json_text(report: CheckReport) -> str:
-    """``report.json``'s text (strict JSON, indented)."""
-    plain = json.loads(json.dumps(report.as_dict(), default=_json_default))
+def report_json_text(report: CheckReport, document: dict[str, Any] | None = None) -> str:
+    """``report.json``'s text (strict JSON, indented); ``document`` is ``report.as_dict()``
+    when the caller has it already."""
+    document = report.as_dict() if document is None else document
+    plain = json.loads(json.dumps(document, default=_json_default))
     return json.dumps(_clean(plain), indent=2, allow_nan=False) + "\n"
 
 
@@ -445,7 +447,7 @@ own data (no basemap tiles).</footer>
 # ------------------------------------------------------------------------------- writing
 
 
-def _write_exports(report: CheckReport, out: Path) -> dict[str, Path]:
+def _write_exports(report: CheckReport, out: Path, document: dict[str, Any]) -> dict[str, Path]:
     """``regions.geojson`` (the 90 % region of every located modality) and, when BirdNET ran,
     the species detections as ``species.csv`` and a Raven selection table."""
     from .batch_tables import (
@@ -463,7 +465,6 @@ def _write_exports(report: CheckReport, out: Path) -> dict[str, Path]:
         "regions": write_geojson(out / REGIONS_GEOJSON, clip_region_features(report, SHOWN_LEVEL))
     }
     if report.species is not None:
-        document = report.as_dict()
         rows, durations = species_table([(report.clip.name, document)])
         written["species_csv"] = write_csv(out / SPECIES_CSV, rows, SPECIES_COLUMNS)
         written["species_raven"] = write_raven(out / SPECIES_RAVEN, rows, durations)
@@ -500,14 +501,15 @@ def write_report(report: CheckReport, out_dir: str | Path) -> dict[str, Path]:
         written["timeline"], maps["timeline"] = chart, chart.name
         images["timeline"] = chart.read_bytes()
     report.maps = maps
-    written.update(_write_exports(report, out))
+    plain = report.as_dict()
+    written.update(_write_exports(report, out, plain))
     page = out / REPORT_HTML
     with atomic_write(page) as fh:
         fh.write(report_html(report, images))
     written["html"] = page
     document = out / REPORT_JSON
     with atomic_write(document) as fh:
-        fh.write(report_json_text(report))
+        fh.write(report_json_text(report, plain))
     written["json"] = document
     return written
 

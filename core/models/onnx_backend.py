@@ -131,6 +131,8 @@ class _GraphRunnerBase:
     """A compiled graph computing ``(features, head output)`` of a batch of images, run
     ``max_batch`` images at a time (one caller at a time); subclasses run one part."""
 
+    #: The runtime's name, for reports (``geoforensics perf``).
+    name: str
     max_batch: int
     path: Path
     _lock: threading.Lock
@@ -154,6 +156,8 @@ class _GraphRunnerBase:
 
 class OnnxRunner(_GraphRunnerBase):
     """An ONNX Runtime session computing ``(features, head output)`` of a batch of images."""
+
+    name = "ONNX Runtime"
 
     def __init__(self, path: Path, threads: int | None = None, max_batch: int = 16) -> None:
         import onnxruntime as ort
@@ -181,6 +185,8 @@ class OpenVinoRunner(_GraphRunnerBase):
     """The same ONNX graph compiled by OpenVINO for the CPU, in float32 (``f32`` precision
     hint: no bfloat16 on AMX/AVX-512 machines, so the outputs match ONNX Runtime's to float32
     rounding). Same call as :class:`OnnxRunner`."""
+
+    name = "OpenVINO"
 
     def __init__(self, path: Path, threads: int | None = None, max_batch: int = 16) -> None:
         import openvino as ov
