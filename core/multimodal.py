@@ -34,6 +34,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .errors import DatasetNotFoundError, InputError
+from .geo.ranking import softmax
 
 if TYPE_CHECKING:
     from .data.inatsounds import Recording
@@ -102,13 +103,6 @@ def unit_vectors(embeddings: ArrayLike, name: str = "embeddings") -> np.ndarray:
     if (norms == 0).any():
         raise InputError(f"{name}: a zero vector has no direction")
     return array / norms
-
-
-def softmax(logits: ArrayLike) -> np.ndarray:
-    """Softmax over the last axis (float64, max-shifted)."""
-    values = np.asarray(logits, dtype=np.float64)
-    shifted = np.exp(values - values.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 def rank_by_similarity(
@@ -278,8 +272,9 @@ def location_map(
     place of the offline gazetteer.
     """
     from .geo.gazetteer import place_rows
+    from .geo.ranking import distinct_top_k, region_probability
     from .species.fusion import log_normalise
-    from .species.likelihood import DEFAULT_RADIUS_KM, distinct_top_k, region_probability
+    from .species.likelihood import DEFAULT_RADIUS_KM
 
     points = np.asarray(coords, dtype=np.float64)
     values = np.asarray(log_probs, dtype=np.float64)
@@ -474,15 +469,3 @@ def species_soundscape(
     return SpeciesSoundscape(
         species, len(rows), embedding.astype(np.float32), index.coords, cosine, probs, where
     )
-
-
-# ------------------------------------------------------------------ gallery indices
-
-
-def geoclip_index(gallery: Gallery) -> RetrievalIndex:
-    """A retrieval index over ``gallery`` in GeoCLIP's own location space (for CLIP image
-    and text embeddings; cached on disk)."""
-    from .geoclip.embeddings import cached_gallery_embeddings
-    from .geoclip.retrieval import RetrievalIndex
-
-    return RetrievalIndex(gallery.coords, cached_gallery_embeddings(gallery, progress=False))

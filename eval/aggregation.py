@@ -28,10 +28,10 @@ from datetime import date, datetime
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..core.errors import InputError
-from ..core.geo.distance import check_coords
-from ..core.geo.h3cells import latlng_to_cells
-from ..core.geoclip.retrieval import RetrievalIndex
+from geoforensics.core.errors import InputError
+from geoforensics.core.geo.distance import check_coords
+from geoforensics.core.geo.h3cells import latlng_to_cells
+from geoforensics.core.geoclip.retrieval import RetrievalIndex
 
 #: Temporal groupings on top of the H3 cell.
 TIME_GROUPS: tuple[str, ...] = ("year", "month", "week")

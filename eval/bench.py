@@ -1,9 +1,10 @@
 """``geoforensics bench``: run benchmark rows over seeds, resume, and write the paper's reports.
 
-:func:`run_bench` runs the chosen rows (:mod:`.rows`) for seeds ``0..N-1``, skipping every
-(row, seed) whose saved result is complete and was made with the same settings
-(:class:`~.results.ResultStore`), then writes into ``OUT`` (covering the rows run now and
-the rows that earlier runs into the same ``OUT`` finished with the same settings and seeds):
+:func:`run_bench` runs the chosen rows (:mod:`geoforensics.eval.rows`) for seeds
+``0..N-1``, skipping every (row, seed) whose saved result is complete and was made with the
+same settings (:class:`~geoforensics.eval.results.ResultStore`), then writes into ``OUT``
+(covering the rows run now and the rows that earlier runs into the same ``OUT`` finished with
+the same settings and seeds):
 
 - ``tables.md``: the paper's tables (Markdown, captioned with the data set, SYNTHETIC when it
   is the synthetic world), mean ± std over seeds;
@@ -11,13 +12,14 @@ the rows that earlier runs into the same ``OUT`` finished with the same settings
 - ``cdf.png``: the error CDF of the Table 1 rows (paper Fig. 3 left);
 - ``error_map.png``: median error per H3 cell of the main method (paper Fig. 3 right);
 - ``coverage.md`` / ``coverage.json`` / ``reliability.png``: coverage of the calibrated
-  confidence regions of the AG-CLIP, species-range and fused rows (:mod:`.coverage`);
+  confidence regions of the AG-CLIP, species-range and fused rows
+  (:mod:`geoforensics.eval.coverage`);
 - ``predictions/<row>.csv``: the public scorer's format, first seed (other seeds as
   ``<row>.seed<k>.csv``);
 - ``rows/<row>/seed<k>/``: the saved row results (and each row's ``work/`` folder).
 
-Presets (:data:`PRESETS`, the one place they are defined) set the training budget of the rows
-that train a model; rows that need no training ignore them.
+Presets (:mod:`geoforensics.eval.presets`) set the training budget of the rows that train a
+model; rows that need no training ignore them.
 """
 
 from __future__ import annotations
@@ -30,12 +32,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import DatasetNotFoundError, GeoforensicsError, InputError
-from ..core.fileio import atomic_write
-from .plots import plot_error_cdf, plot_error_map, pooled_errors
-from .predictions_csv import write_predictions_csv
-from .results import ResultStore, RowResult, json_safe, metrics_json
-from .rows import (
+from tqdm.auto import tqdm
+
+from geoforensics.core.errors import DatasetNotFoundError, GeoforensicsError, InputError
+from geoforensics.core.fileio import atomic_write
+from geoforensics.core.geo.metrics import aggregate_over_seeds
+from geoforensics.eval.coverage import write_coverage
+from geoforensics.eval.plots import plot_error_cdf, plot_error_map, pooled_errors
+from geoforensics.eval.predictions_csv import write_predictions_csv
+from geoforensics.eval.presets import BenchPreset, get_preset
+from geoforensics.eval.results import ResultStore, RowResult, json_safe, metrics_json
+from geoforensics.eval.rows import (
     BenchData,
     BenchRow,
     RowContext,
@@ -43,98 +50,12 @@ from .rows import (
     inatsounds_unavailable,
     resolve_rows,
 )
-from .tables import TABLES, describe_dataset, grid_table, metrics_table, seeds_note
+from geoforensics.eval.rows.species_common import user_range_model
+from geoforensics.eval.tables import TABLES, describe_dataset, grid_table, metrics_table, seeds_note
 
 log = logging.getLogger(__name__)
 
 BENCH_FORMAT = "geoforensics-bench"
-
-
-@dataclass(frozen=True)
-class BenchPreset:
-    """A training budget for the rows that train a model.
-
-    ``train`` holds overrides of the training config's sections (``model``, ``optim``,
-    ``train``, ``data``; see :mod:`geoforensics.train.config`), merged over the paper's
-    defaults. ``error_map_res`` is the H3 resolution of the error map.
-    """
-
-    name: str
-    description: str
-    train: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    oracle_epochs: int = 200
-    error_map_res: int = 1
-    #: Epochs of the transformer pooler of Table A2 (over frozen AG-CLIP window features).
-    pooling_epochs: int = 50
-
-
-#: The bench presets. ``tiny``: under a minute per trained row on the tiny synthetic world (the
-#: ``test_tiny`` encoder, 10 epochs of 4 random windows per recording, as
-#: ``assets/configs/agclip.yaml``): enough for AG-CLIP to beat the naive row clearly.
-#: ``small``: a CPU-sized encoder (MobileNetV3-small at 128 × 128 inputs, BatchNorm momentum
-#: 0.1), 8 epochs of 3 random windows per recording (about 1,100 SGD steps: with 1 window and 5
-#: epochs, 230 steps, BatchNorm statistics had not settled and AG-CLIP stayed near naive),
-#: validated after epochs 4 and 8 only (a dense validation pass costs about 40 s here).
-#: Sized for one seed of the whole bench on the ``small`` world on 2 CPU cores within 90
-#: minutes; the measured time per trained row is in the README. ``paper``:
-#: the paper's settings (MobileNetV3-large, batch 128, 50 epochs, warm-up 5, early stopping
-#: patience 10) - a GPU job.
-PRESETS: dict[str, BenchPreset] = {
-    p.name: p
-    for p in (
-        BenchPreset(
-            name="tiny",
-            description="tiny world: test_tiny encoder, 10 epochs x 4 windows, batch 32",
-            train={
-                "model": {"encoder": "test_tiny"},
-                "optim": {"batch_size": 32, "max_epochs": 10, "warmup_epochs": 1.0},
-                "train": {"patience": 10, "eval_batch_size": 64, "windows_per_recording": 4},
-            },
-            oracle_epochs=10,
-            pooling_epochs=5,
-            error_map_res=1,
-        ),
-        BenchPreset(
-            name="small",
-            description=(
-                "CPU: mobilenet_v3_small_128, 8 epochs x 3 windows, batch 64, validation "
-                "every 4 epochs"
-            ),
-            train={
-                "model": {"encoder": "mobilenet_v3_small_128"},
-                "optim": {"batch_size": 64, "max_epochs": 8, "warmup_epochs": 1.0},
-                "train": {
-                    "patience": 2,
-                    "eval_batch_size": 128,
-                    "windows_per_recording": 3,
-                    "check_val_every_n_epoch": 4,
-                },
-            },
-            oracle_epochs=60,
-            pooling_epochs=20,
-            error_map_res=1,
-        ),
-        BenchPreset(
-            name="paper",
-            description="paper: mobilenet_v3_large, batch 128, 50 epochs (GPU)",
-            train={},
-            error_map_res=2,
-            pooling_epochs=50,
-        ),
-    )
-}
-
-
-def get_preset(preset: str | BenchPreset) -> BenchPreset:
-    """A preset by name (or the preset itself)."""
-    if isinstance(preset, BenchPreset):
-        return preset
-    try:
-        return PRESETS[preset]
-    except KeyError:
-        raise InputError(
-            f"unknown bench preset {preset!r}; choose one of {', '.join(PRESETS)}"
-        ) from None
 
 
 def parse_list(text: str | Sequence[str] | None) -> list[str]:
@@ -211,13 +132,11 @@ def run_bench(
 
     ``data`` may be an XCDC folder alone (or None with ``xcdc``): then only the rows that need
     no iNatSounds-format split run (species range on the true lists, k-species draws, a given
-    ``model``, TaxaBind; :attr:`~.rows.BenchRow.xcdc_only`), the gallery defaults to
-    ``land-1deg``, and
-    every other row is skipped with the reason (also when named in ``rows``).
+    ``model``, TaxaBind; :attr:`~geoforensics.eval.rows.BenchRow.xcdc_only`), the gallery
+    defaults to ``land-1deg``, and every other row is skipped with the reason (also when
+    named in ``rows``).
     ``range_model``: the species rows' range model (``birdnet``, ``sinr:PATH``, ``world:DIR``);
     ``model``: a model folder for the ``model-xcdc`` row."""
-    from tqdm.auto import tqdm
-
     started = time.perf_counter()
     chosen_preset = get_preset(preset)
     if seeds < 1:
@@ -233,8 +152,6 @@ def run_bench(
         model_dir=model,
     )
     if bench_data.range_model_spec is not None:  # a bad --range-model fails at once
-        from .rows_species import user_range_model
-
         user_range_model(bench_data.range_model_spec)
     known = dict(registry) if registry is not None else builtin_rows()
     out_dir = Path(out if out is not None else f"bench-{chosen_preset.name}").expanduser()
@@ -410,8 +327,6 @@ def write_reports(
     report: BenchReport,
 ) -> None:
     """Write tables.md, results.json, cdf.png, error_map.png and predictions/*.csv."""
-    from ..core.geo.metrics import aggregate_over_seeds
-
     out_dir.mkdir(parents=True, exist_ok=True)
     files = report.files
     tables_md = out_dir / "tables.md"
@@ -446,9 +361,7 @@ def write_reports(
             caption=caption,
         )
         files["error_map"] = out_dir / "error_map.png"
-    # Confidence-region coverage (issue 16): coverage.json / coverage.md / reliability.png.
-    from .coverage import write_coverage
-
+    # Confidence-region coverage: coverage.json / coverage.md / reliability.png.
     files.update(write_coverage(out_dir, data, results, {r.name: r.label for r in plan}))
 
     rows_json: dict[str, Any] = {}

@@ -1,4 +1,4 @@
-"""Coverage of calibrated confidence regions in the benchmark (issue 16).
+"""Coverage of calibrated confidence regions in the benchmark.
 
 For the rows whose method gives a full distribution over the bench gallery (AG-CLIP, the
 species range with the annotated species, and their fusion), each recording's distribution
@@ -30,21 +30,29 @@ import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from ..core.errors import GeoforensicsError, InputError
-from ..core.fileio import atomic_write, sha256_file
-from ..core.geo.distance import EARTH_RADIUS_KM, haversine_np
-from ..core.geo.regions import DEFAULT_LEVELS, RegionGrid, region_areas
-from ..core.geo.worldmap import save_png, world_figure
-from .plots import CDF_FIGSIZE
-from .results import RESULT_FILE, json_safe
-
-if TYPE_CHECKING:
-    from .results import RowResult
-    from .rows import BenchData
+from geoforensics.core.errors import GeoforensicsError, InputError
+from geoforensics.core.fileio import atomic_write, sha256_file
+from geoforensics.core.geo.calibration import conformal_threshold
+from geoforensics.core.geo.distance import EARTH_RADIUS_KM, haversine_np, validate_coords
+from geoforensics.core.geo.gallery import gallery_log_prior, gallery_prior_name
+from geoforensics.core.geo.regions import DEFAULT_LEVELS, RegionGrid, region_areas
+from geoforensics.core.geo.worldmap import save_png, world_figure
+from geoforensics.core.models import load_model
+from geoforensics.core.models.audio_places import place_log_probs
+from geoforensics.core.models.inference import iter_pooled_outputs
+from geoforensics.core.species.checklists import YEAR_ROUND
+from geoforensics.core.species.fusion import log_normalise
+from geoforensics.core.species.likelihood import DEFAULT_LIKELIHOOD, SpeciesLikelihood
+from geoforensics.core.species.range_table import range_table
+from geoforensics.eval.plots import CDF_FIGSIZE
+from geoforensics.eval.presets import eval_batch_size
+from geoforensics.eval.results import RESULT_FILE, RowResult, json_safe
+from geoforensics.eval.rows.base import BenchData
+from geoforensics.eval.rows.species_common import annotated_queries, gallery_prior
 
 log = logging.getLogger(__name__)
 
@@ -69,15 +77,11 @@ CONTINENTS = {
 
 def _agclip_embeddings(data: BenchData, model_dir: str, split: str) -> np.ndarray:
     """AG-CLIP's unit recording embeddings of ``split`` (shared with the fused row's memo)."""
-    from .rows import _eval_batch_size
 
     def compute() -> np.ndarray:
-        from ..core.models import load_model
-        from ..core.models.inference import iter_pooled_outputs
-
         model = load_model(Path(model_dir))
         recordings = list(data.split(split))
-        pooled = iter_pooled_outputs(model, recordings, batch_size=_eval_batch_size(data.preset))
+        pooled = iter_pooled_outputs(model, recordings, batch_size=eval_batch_size(data.preset))
         rows = np.stack([p["embedding"] for p in pooled if p is not None]).astype(np.float32)
         rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
         return rows
@@ -92,8 +96,6 @@ def _agclip_log_probs(
     """AG-CLIP's log-probabilities over the gallery (``log_softmax(T · cosine + log_prior)``,
     :func:`~geoforensics.core.models.audio_places.place_log_probs`; no prior by default),
     :data:`CHUNK` recordings at a time."""
-    from ..core.models.audio_places import place_log_probs
-
     gallery = np.asarray(data.retrieval_index.embeddings, dtype=np.float32)
     prior = 0.0 if log_prior is None else np.asarray(log_prior, dtype=np.float64)
     for start in range(0, len(embeddings), CHUNK):
@@ -108,13 +110,7 @@ def _species_log_probs(
     """The species-range posterior (``likelihood`` for the recording's week, times
     ``exp(log_prior)``; uniform over gallery points by default) of every recording of
     ``split``, as log-probabilities, as the rows score them; :data:`CHUNK` rows at a time."""
-    from ..core.checklists import YEAR_ROUND
-    from ..core.species.fusion import log_normalise
-    from ..core.species.likelihood import SpeciesLikelihood
-    from ..core.species.range_table import range_table
-    from .rows_fusion import _annotated_queries
-
-    model, _, queries = _annotated_queries(data, split)
+    model, _, queries = annotated_queries(data, split)
     coords = data.gallery.coords
     prior = np.zeros(len(coords)) if log_prior is None else np.asarray(log_prior, np.float64)
     flat = log_normalise(prior, "gallery log prior")
@@ -136,12 +132,9 @@ def _species_log_probs(
 
 
 def _species_row_prior(data: BenchData) -> np.ndarray | None:
-    """The species rows' gallery log prior (:func:`.rows_species.gallery_prior`, when the
-    rows use one)."""
-    from . import rows_species
-
-    prior_of = getattr(rows_species, "gallery_prior", None)
-    return None if prior_of is None else prior_of(data)[0]
+    """The species rows' gallery log prior
+    (:func:`~geoforensics.eval.rows.species_common.gallery_prior`; None when they use none)."""
+    return gallery_prior(data)[0]
 
 
 def _fused(log_agclip: np.ndarray, log_species: np.ndarray, weight: float) -> np.ndarray:
@@ -165,11 +158,7 @@ def row_distributions(
     """(validation probs, test probs, settings) of a coverage row; the probabilities come as
     chunks of (n, G) rows, in recording order, so a large split never sits in memory whole.
     ``agclip``: the AG-CLIP row's result (the fused row's first expert)."""
-    from ..core.species.likelihood import DEFAULT_LIKELIHOOD
-
     if row == "agclip":
-        from ..core.geo.gallery import gallery_log_prior, gallery_prior_name
-
         # The prior of every AG-CLIP distribution (the row's top place, locate, calibrate):
         # cell area on a regular grid gallery, uniform over recording places.
         area_prior = gallery_log_prior(data.gallery)
@@ -272,9 +261,6 @@ def coverage_figures(
 ) -> dict[str, Any]:
     """Conformal calibration on the calibration items, figures on the test items (module
     docstring). ``groups`` (one label per test item, e.g. continents) give the worst group."""
-    from ..core.geo.calibration import conformal_threshold
-    from ..core.geo.distance import validate_coords
-
     grid = grid if grid is not None else RegionGrid.build(inputs.coords)
     cal_truth = np.asarray(inputs.cal_truth, dtype=np.float64).reshape(-1, 2)
     known = validate_coords(cal_truth)  # items without a place cannot calibrate

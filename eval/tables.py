@@ -75,14 +75,6 @@ TABLES: dict[str, TableInfo] = {
 }
 
 
-def get_table(table_id: str) -> TableInfo:
-    """The :class:`TableInfo` of ``table_id``; unknown ids are an InputError."""
-    try:
-        return TABLES[table_id]
-    except KeyError:
-        raise InputError(f"unknown table {table_id!r}; known: {', '.join(TABLES)}") from None
-
-
 # ----------------------------------------------------------------------- data sets
 
 

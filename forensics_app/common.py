@@ -104,9 +104,9 @@ def model_index(model_dir: str, gallery_spec: str) -> RetrievalIndex:
 @st.cache_resource(show_spinner="Embedding the gallery in GeoCLIP's location space ...")
 def geoclip_index(gallery_spec: str) -> RetrievalIndex:
     """The gallery embedded by GeoCLIP's location encoder (for images and text)."""
-    from geoforensics.core.multimodal import geoclip_index as build
+    from geoforensics.core.geoclip.embeddings import geoclip_gallery_index
 
-    return build(gallery(gallery_spec))
+    return geoclip_gallery_index(gallery(gallery_spec))
 
 
 def clip_folder(off_message: str = "") -> str | None:

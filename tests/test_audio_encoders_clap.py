@@ -96,7 +96,7 @@ def no_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 
 def _tiny_preset() -> Any:
-    from geoforensics.eval.bench import get_preset
+    from geoforensics.eval.presets import get_preset
 
     tiny = get_preset("tiny")
     train = {k: dict(v) for k, v in tiny.train.items()}

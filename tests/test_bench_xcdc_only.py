@@ -16,11 +16,12 @@ import pytest
 
 from geoforensics.core import cli
 from geoforensics.core.errors import DatasetNotFoundError, InputError, WeightsNotFoundError
-from geoforensics.eval.bench import get_preset, run_bench
+from geoforensics.eval.bench import run_bench
 from geoforensics.eval.predictions_csv import score_predictions_csv
+from geoforensics.eval.presets import get_preset
 from geoforensics.eval.results import ResultStore
 from geoforensics.eval.rows import BenchData, builtin_rows
-from geoforensics.eval.rows_species import ANNOTATED_XCDC_ROW, SUBSET_SIZES, subset_row_name
+from geoforensics.eval.rows.species import ANNOTATED_XCDC_ROW, SUBSET_SIZES, subset_row_name
 
 #: A trained AG-CLIP model folder shipped with the package (for the model-xcdc row).
 DEMO_MODEL = Path(__file__).resolve().parents[1] / "assets" / "models" / "demo_agclip"

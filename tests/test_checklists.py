@@ -7,7 +7,9 @@ from datetime import date, datetime
 import numpy as np
 import pytest
 
-from geoforensics.core.checklists import (
+from geoforensics.core.errors import InputError
+from geoforensics.core.geo.land import GRID_COLS, GRID_ROWS
+from geoforensics.core.species.checklists import (
     YEAR_ROUND,
     align_species,
     checklist_sizes,
@@ -18,9 +20,7 @@ from geoforensics.core.checklists import (
     keep_random,
     normalise_species_name,
 )
-from geoforensics.core.errors import InputError
 from geoforensics.core.synth import SyntheticRangeModel
-from geoforensics.core.synth.places import GRID_COLS, GRID_ROWS
 
 
 @pytest.fixture(scope="module")

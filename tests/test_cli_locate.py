@@ -11,9 +11,10 @@ import pytest
 import soundfile as sf
 
 from geoforensics.core import cli
-from geoforensics.core.commands.locate import nearest_places, write_score_map
 from geoforensics.core.geo.distance import haversine_np
 from geoforensics.core.geo.gallery import resolve_gallery
+from geoforensics.core.geo.gazetteer import nearest_places
+from geoforensics.core.geo.worldmap import write_score_map
 from geoforensics.core.species.birdnet_files import INSTALL_HINT, birdnet_available
 from geoforensics.core.species.likelihood import locate_species
 from geoforensics.core.synth import SyntheticRangeModel, build_world

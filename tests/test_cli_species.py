@@ -14,6 +14,7 @@ from numpy.typing import ArrayLike
 
 from geoforensics.core import cli
 from geoforensics.core.errors import InputError
+from geoforensics.core.geo.gazetteer import parse_latlon, resolve_place
 from geoforensics.core.species import birdnet_files
 from geoforensics.core.species.birdnet_files import INSTALL_HINT, birdnet_available
 from geoforensics.core.species.detections import Detection
@@ -26,8 +27,6 @@ from geoforensics.core.species.evidence import (
     evidence_payload,
     format_evidence,
     is_sound_class,
-    parse_latlon,
-    resolve_place,
     species_evidence,
 )
 

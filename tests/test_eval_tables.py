@@ -118,7 +118,8 @@ def test_captions_of_real_data_name_it_without_synthetic(tmp_path: Path) -> None
 
 
 def test_table_2a_holds_the_audio_encoder_rows(tmp_path: Path) -> None:
-    from geoforensics.eval.bench import get_preset, render_tables
+    from geoforensics.eval.bench import render_tables
+    from geoforensics.eval.presets import get_preset
     from geoforensics.eval.results import RowResult
     from geoforensics.eval.rows import BenchData, builtin_rows
     from geoforensics.eval.tables import TABLES

@@ -344,7 +344,7 @@ def _state(pid: int) -> str:
 
 def _spawned_workers(pid: int) -> list[int]:
     """Process ids of the multiprocessing workers under ``pid`` (not its resource tracker)."""
-    from geoforensics.eval.perf import _descendants
+    from geoforensics.eval.perf.memory import descendants as _descendants
 
     found = []
     for child in _descendants(pid):
@@ -448,7 +448,7 @@ WRITE_ALLOWLIST: dict[tuple[str, str], str] = {
     ("core/geo/worldmap.py", "figure.savefig(tmp"): "inside atomic_path",
     ("core/species/birdnet_audio.py", "open(tmp"): "inside atomic_path",
     ("core/synth/writer.py", "tmp.write_text("): "write_text() is atomic_path + rename",
-    ("core/models/location_encoders.py", "save_file(state, str(tmp)"): "inside atomic_path",
+    ("core/models/location/files.py", "save_file(state, str(tmp)"): "inside atomic_path",
     ("core/models/geolocator.py", "save_file(tensors, str(tmp)"): "inside atomic_path",
     ("train/pooling.py", "save_file(tensors, str(tmp)"): "inside atomic_path",
     ("train/checkpoint_io.py", "open(tmp"): "inside atomic_path",
@@ -457,7 +457,9 @@ WRITE_ALLOWLIST: dict[tuple[str, str], str] = {
     ("assets/outlines/make_outlines.py", "tmp.write_text("): "temporary file + replace",
     ("forensics_app/common.py", "path.write_bytes("): "upload copy in the private mkdtemp folder",
     ("forensics_app/batch_page.py", "to_csv(index=False)"): "to_csv without a path: text in memory",
-    ("eval/perf.py", 'shutil.copy(assets_dir() / "demo"'): "perf input clips in a temporary folder",
+    ("eval/perf/batch.py", 'shutil.copy(assets_dir() / "demo"'): (
+        "perf input clips in a temporary folder"
+    ),
 }
 _WRITE_CALL = re.compile(
     r"(\bopen\([^)]*[\"'][wax]b?\+?[\"']|\.write_text\(|\.write_bytes\(|\bnp\.save\(|"

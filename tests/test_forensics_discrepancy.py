@@ -177,7 +177,7 @@ def test_verdict_without_audio_or_references() -> None:
 
 
 def test_region_ranking_matches_reference_and_is_distinct() -> None:
-    from geoforensics.core.species.likelihood import region_probability
+    from geoforensics.core.geo.ranking import region_probability
 
     coords = _grid()
     probs = 0.6 * _peaked(coords, DETROIT, 300.0) + 0.4 * _peaked(coords, PARIS, 300.0)

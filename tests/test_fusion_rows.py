@@ -1,4 +1,4 @@
-"""Fused AG-CLIP x species-range rows (eval/rows_fusion.py) on the tiny SYNTHETIC world."""
+"""Fused AG-CLIP x species-range rows (eval/rows/fusion.py) on the tiny SYNTHETIC world."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from geoforensics.core.geo.distance import haversine_np
 from geoforensics.eval.bench import run_bench
 from geoforensics.eval.results import ResultStore
 from geoforensics.eval.rows import builtin_rows
-from geoforensics.eval.rows_fusion import (
+from geoforensics.eval.rows.fusion import (
     CHOICE_BAND_KM,
     CHOICE_THRESHOLDS_KM,
     FUSED_ANNOTATED_ROW,
@@ -20,7 +20,7 @@ from geoforensics.eval.rows_fusion import (
     FUSION_WEIGHTS,
     pick_weight,
 )
-from geoforensics.eval.rows_species import ANNOTATED_ROW, ANNOTATED_XCDC_ROW
+from geoforensics.eval.rows.species import ANNOTATED_ROW, ANNOTATED_XCDC_ROW
 
 ROWS = (
     "agclip",
@@ -122,12 +122,12 @@ def test_pick_weight_prefers_band_accuracy_then_median_then_smaller_weight() -> 
 
 
 def test_band_accuracy_is_the_mean_over_the_band() -> None:
-    from geoforensics.eval.rows_fusion import _grid_metrics
+    from geoforensics.eval.rows.fusion import grid_metrics
 
     coords = np.array([[0.0, 0.0], [0.0, 10.0], [0.0, 30.0]])  # 0, ~1,112, ~3,336 km from truth
     truth = np.zeros((3, 2))
     chosen = np.array([[0, 1, 2]])
-    grid = _grid_metrics(coords, chosen, truth, [1.0])[0]
+    grid = grid_metrics(coords, chosen, truth, [1.0])[0]
     band = np.asarray(CHOICE_BAND_KM)
     assert band[0] == 750.0 and band[-1] == 2500.0 and len(band) == 9
     expected = (1.0 + np.mean(band >= 1111.95) + 0.0) / 3.0

@@ -132,9 +132,10 @@ def test_tiles_folder_is_checked(tmp_path: Path) -> None:
 
 def test_bench_row_retrieves_tiles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from geoforensics.core.data import INatSounds
-    from geoforensics.eval.bench import BenchData, get_preset, run_bench
+    from geoforensics.eval.bench import run_bench
+    from geoforensics.eval.presets import get_preset
     from geoforensics.eval.results import ResultStore
-    from geoforensics.eval.rows import builtin_rows
+    from geoforensics.eval.rows import BenchData, builtin_rows
 
     monkeypatch.delenv(GEOCLAP_ENV, raising=False)
     monkeypatch.delenv(TILES_ENV, raising=False)

@@ -10,7 +10,7 @@ import pytest
 from geoforensics.core.errors import InputError
 from geoforensics.core.geo import h3cells
 from geoforensics.core.geo.distance import haversine_np
-from geoforensics.train.tasks.hierarchical import (
+from geoforensics.train.hierarchical import (
     children_table,
     flat_predict,
     hierarchical_metrics,

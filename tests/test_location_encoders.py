@@ -11,9 +11,8 @@ import torch
 from scipy.special import sph_harm_y
 from sklearn.metrics import roc_auc_score
 
-from geoforensics.core.checklists import checklists
 from geoforensics.core.errors import InputError, WeightsNotFoundError
-from geoforensics.core.models.location_encoders import (
+from geoforensics.core.models.location import (
     GeoCLIPEncoder,
     SatCLIPEncoder,
     SINREncoder,
@@ -21,12 +20,16 @@ from geoforensics.core.models.location_encoders import (
     create_location_encoder,
     gallery_embeddings,
     load_location_encoder_file,
-    pretrain_range_encoder,
-    range_training_points,
     save_location_encoder,
     sinr_input_encoding,
 )
+from geoforensics.core.species.checklists import checklists
 from geoforensics.core.synth import SyntheticRangeModel, build_world
+from geoforensics.train.range_pretraining import (
+    create_or_pretrain_location_encoder,
+    pretrain_range_encoder,
+    range_training_points,
+)
 
 COORDS = torch.tensor(
     [[0.0, 0.0], [45.0, 90.0], [-33.9, 151.2], [89.9, -179.9], [-90.0, 180.0], [51.5, -0.1]]
@@ -154,6 +157,8 @@ def test_sinr_checkpoint_errors(tmp_path: Path) -> None:
         create_location_encoder("sinr", checkpoint=tmp_path / "missing.pt")
     with pytest.raises(WeightsNotFoundError, match="range_model"):
         create_location_encoder("sinr")
+    with pytest.raises(WeightsNotFoundError, match="range_model"):
+        create_or_pretrain_location_encoder("sinr")
     with pytest.raises(InputError, match="choose one of"):
         create_location_encoder("satmae")
 
@@ -298,7 +303,7 @@ def test_pretrained_range_encoder_predicts_presence(
     print(f"{kind}: held-out macro AUC {auc:.3f} over {both.sum()} species")
     assert auc > 0.8
     # Cached: the same call returns the same weights without training again.
-    again = create_location_encoder(
+    again = create_or_pretrain_location_encoder(
         kind, range_model=tiny_range_model, n_points=6000, epochs=8, seed=0, num_threads=1
     )
     assert again.weights_id == encoder.weights_id

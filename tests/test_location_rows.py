@@ -17,7 +17,7 @@ from geoforensics.core import cli
 from geoforensics.core.errors import InputError, WeightsNotFoundError
 from geoforensics.core.models import ModelConfig, save_model
 from geoforensics.core.models.geolocator import AudioGeolocator
-from geoforensics.core.models.location_encoders import SINREncoder, create_location_encoder
+from geoforensics.core.models.location import SINREncoder, create_location_encoder
 from geoforensics.core.models.model_space import (
     LOCATION_ENCODER_FILE,
     model_location_encoder,
@@ -25,10 +25,10 @@ from geoforensics.core.models.model_space import (
     retrieval_index_for_model,
 )
 from geoforensics.eval import bench as bench_module
-from geoforensics.eval.bench import BenchPreset, _fingerprint, run_bench
+from geoforensics.eval.bench import _fingerprint, run_bench
+from geoforensics.eval.presets import BenchPreset
 from geoforensics.eval.results import ResultStore
 from geoforensics.eval.rows import BenchData, RowRegistry, builtin_rows
-from geoforensics.eval.rows_location import register_location_encoder_rows
 from geoforensics.train.config import config_from_dict
 from geoforensics.train.runner import train
 
@@ -119,10 +119,7 @@ def bench_cli(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def _registry() -> RowRegistry:
-    registry = builtin_rows()
-    if "location-encoder-sinr" not in registry:  # the lead registers them in builtin_rows
-        register_location_encoder_rows(registry)
-    return registry
+    return builtin_rows()
 
 
 # ------------------------------------------------------------------ the saved model space

@@ -29,7 +29,7 @@ from geoforensics.core.models import (
     register_encoder,
     save_model,
 )
-from geoforensics.core.models.encoders import TinyConvEncoder
+from geoforensics.core.models.encoders.spectrogram import TinyConvEncoder
 
 
 def test_registry_lists_the_encoders_with_their_sizes() -> None:

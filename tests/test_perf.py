@@ -14,11 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from geoforensics.core.cli import main
+from geoforensics.core.cli import build_parser, main
+from geoforensics.core.commands.check import options_from_args
 from geoforensics.core.errors import InputError
 from geoforensics.core.models import onnx_backend
 from geoforensics.core.models.inference import predict_recordings, window_outputs
 from geoforensics.eval import perf
+from geoforensics.eval.perf import check
 
 
 def test_perf_quick_prints_every_requested_figure(
@@ -56,6 +58,20 @@ def test_perf_rejects_unknown_section(capsys: pytest.CaptureFixture[str]) -> Non
     assert err[-1].startswith("geoforensics: error:") and "'z'" in err[-1]
     assert perf.parse_only("g, a") == ["a", "g"]
     assert perf.parse_only(None) == list(perf.SECTIONS)
+    assert perf.SECTIONS == tuple("abcdefghij")
+    assert perf.parse_only("batch,throughput,d") == ["b", "d", "j"]  # names and letters
+    assert perf.parse_only("long-recordings") == ["c"]
+    with pytest.raises(InputError, match="'clips'"):
+        perf.parse_only("clips")
+
+
+def test_perf_child_options_are_the_command_lines(tmp_path: Path) -> None:
+    """Section i times ``check`` on the command line, then warm calls with options built
+    without the CLI parser: both must be the same check."""
+    clip = tmp_path / "clip.mp4"
+    for claim in ({}, {"claimed": "Sydney", "date": "2020-03-16"}):
+        args = build_parser().parse_args(check.check_argv(clip, claim))
+        assert options_from_args(args) == check.check_options(claim)
 
 
 def test_figure_ratio_direction() -> None:
@@ -149,7 +165,7 @@ def test_demo_model_same_top1_both_paths(train_micro_world: Path) -> None:
 
     test = list(INatSounds(train_micro_world, "test"))[:5]
     coords = np.unique(INatSounds(train_micro_world, "train").coords(), axis=0)
-    index = perf._retrieval_index(coords)
+    index = perf.retrieval_index(coords)
     model = perf.demo_model()
     fast = predict_recordings(model, test, index, progress=False)
     with perf.inference_backend("torch"):

@@ -23,7 +23,6 @@ import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from geoforensics.core.checklists import date_to_week
 from geoforensics.core.data import INatSounds
 from geoforensics.core.data.records import as_float, parse_date, parse_date_parts
 from geoforensics.core.data.xcdc import XCDC
@@ -38,6 +37,7 @@ from geoforensics.core.geo.distance import (
     wrap_longitude,
 )
 from geoforensics.core.geo.gallery import read_csv_coords
+from geoforensics.core.geo.gazetteer import parse_latlon, resolve_place
 from geoforensics.core.geo.metrics import (
     geolocation_errors,
     geolocation_metrics,
@@ -50,7 +50,7 @@ from geoforensics.core.media.probe import (
     parse_ffmpeg_info,
     parse_iso6709,
 )
-from geoforensics.core.species.evidence import parse_latlon, resolve_place
+from geoforensics.core.species.checklists import date_to_week
 from geoforensics.core.species.names import normalise_name, parse_species_list
 
 TESTS = Path(__file__).parent

@@ -68,7 +68,7 @@ def _loaders() -> dict[str, Callable[[Path], Any]]:
     from geoforensics.core.geoclip.location_encoder import load_location_encoder
     from geoforensics.core.models import reference
     from geoforensics.core.models.encoders import create_encoder, load_encoder_weights
-    from geoforensics.core.models.location_encoders import (
+    from geoforensics.core.models.location import (
         load_satclip_checkpoint,
         load_sinr_checkpoint,
     )

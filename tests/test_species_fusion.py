@@ -196,7 +196,7 @@ def test_one_weight_rule_for_library_bench_and_check(tmp_path: Path) -> None:
         best_weight_index,
         fusion_weight_for_model,
     )
-    from geoforensics.eval.rows_fusion import FUSION_WEIGHTS, pick_weight
+    from geoforensics.eval.rows.fusion import FUSION_WEIGHTS, pick_weight
 
     assert FUSION_WEIGHTS == DEFAULT_FUSION_WEIGHTS  # one grid
     grid = [

@@ -9,25 +9,27 @@ import pytest
 
 from geoforensics.core.errors import InputError
 from geoforensics.core.geo.distance import haversine_np, haversine_pairwise_np
-from geoforensics.core.geo.gallery import Gallery, grid_gallery
+from geoforensics.core.geo.gallery import (
+    Gallery,
+    area_log_prior,
+    effort_gallery_log_prior,
+    grid_gallery,
+)
+from geoforensics.core.geo.land import GRID_COLS, GRID_ROWS
+from geoforensics.core.geo.ranking import distinct_top_k, region_probability, score_map, top_k
 from geoforensics.core.species import likelihood as lk
+from geoforensics.core.species import range_table
 from geoforensics.core.species.likelihood import (
     SpeciesLikelihood,
-    area_log_prior,
-    distinct_top_k,
     locate_species,
     location_totals,
     naive_range_sum,
-    region_probability,
-    score_map,
     species_log_likelihood,
-    top_k,
     week_prior,
     weights_from_probs,
     weights_from_species,
 )
 from geoforensics.core.synth import SyntheticRangeModel, build_world
-from geoforensics.core.synth.places import GRID_COLS, GRID_ROWS
 from geoforensics.core.synth.ranges import ROLE_BREEDING, ROLE_RESIDENT, ROLE_WINTERING
 
 #: A place where a range model "extrapolates": every species present (the open-ocean failure).
@@ -232,7 +234,7 @@ def test_week_tables_follow_a_migrant_and_week_prior_blends() -> None:
 def test_totals_are_computed_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(0)
     table = rng.random((103, 17)).astype(np.float16)
-    monkeypatch.setattr(lk, "_CHUNK_ENTRIES", 40)  # two rows per chunk
+    monkeypatch.setattr(range_table, "CHUNK_ENTRIES", 40)  # two rows per chunk
     np.testing.assert_allclose(location_totals(table), table.astype(np.float64).sum(axis=1))
     scorer = SpeciesLikelihood(table)
     first = scorer.log_likelihood([3, 4])
@@ -461,17 +463,17 @@ def test_gallery_prior_is_on_for_grids_and_off_for_recording_places(tmp_path: Pa
     from geoforensics.core.geo.effort import effort_log_prior
 
     gallery = grid_gallery(10.0)
-    prior, area, effort = lk.gallery_log_prior(gallery)
+    prior, area, effort = effort_gallery_log_prior(gallery)
     assert area and effort == "population"
     want = area_log_prior(gallery.coords) + effort_log_prior(gallery.coords)
     np.testing.assert_allclose(prior, want)
     places = Gallery("places", gallery.coords)
-    prior, area, effort = lk.gallery_log_prior(places)
+    prior, area, effort = effort_gallery_log_prior(places)
     assert not area and effort is None and not prior.any()
     # A user's effort map: all effort around one place.
     csv_file = tmp_path / "effort.csv"
     csv_file.write_text("latitude,longitude,count\n-33.9,18.4,50\n-33.8,18.5,10\n")
-    prior, _, effort = lk.gallery_log_prior(gallery, effort=csv_file)
+    prior, _, effort = effort_gallery_log_prior(gallery, effort=csv_file)
     assert effort == "effort"
     best = gallery.coords[int(np.argmax(prior - area_log_prior(gallery.coords)))]
     assert haversine_np(best, np.array([-33.9, 18.4])) < 800
@@ -482,13 +484,13 @@ def test_gallery_prior_is_on_for_grids_and_off_for_recording_places(tmp_path: Pa
     ):
         csv_file.write_text(bad)
         with pytest.raises(InputError, match=message) as info:
-            lk.gallery_log_prior(gallery, effort=csv_file)
+            effort_gallery_log_prior(gallery, effort=csv_file)
         assert "effort.csv" in str(info.value) and "\n" not in str(info.value)
     with pytest.raises(InputError, match="no such effort file"):
-        lk.gallery_log_prior(gallery, effort=tmp_path / "missing.csv")
+        effort_gallery_log_prior(gallery, effort=tmp_path / "missing.csv")
     npy = tmp_path / "effort.npy"
     np.save(npy, np.array([[51.5, -0.1], [48.9, 2.35]]))
-    prior, _, effort = lk.gallery_log_prior(gallery, effort=npy, effort_strength=1.0)
+    prior, _, effort = effort_gallery_log_prior(gallery, effort=npy, effort_strength=1.0)
     best = gallery.coords[int(np.argmax(prior - area_log_prior(gallery.coords)))]
     assert haversine_np(best, np.array([50.0, 1.0])) < 800
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from geoforensics.core.checklists import checklists
 from geoforensics.core.data import INatSounds
 from geoforensics.core.errors import InputError
 from geoforensics.core.geo.gallery import Gallery, train_neighbour_gallery
 from geoforensics.core.geo.metrics import geolocation_errors, geolocation_metrics
+from geoforensics.core.species.checklists import checklists
 from geoforensics.core.synth import generate_world
 from geoforensics.eval.baselines import naive_random_train_location
 from geoforensics.train.tasks.species_oracle import (

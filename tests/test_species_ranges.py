@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from geoforensics.core.checklists import RangeModel
 from geoforensics.core.errors import DatasetNotFoundError, InputError, WeightsNotFoundError
 from geoforensics.core.fileio import sha256_file
-from geoforensics.core.models.location_encoders import load_sinr_checkpoint
+from geoforensics.core.geo.land import GRID_COLS, GRID_ROWS
+from geoforensics.core.models.location import load_sinr_checkpoint
 from geoforensics.core.species.birdnet_files import INSTALL_HINT, birdnet_available
+from geoforensics.core.species.checklists import RangeModel
 from geoforensics.core.species.range_table import (
     TABLE_DTYPE,
     compare_speed,
@@ -30,7 +31,6 @@ from geoforensics.core.species.ranges import (
     load_range_model,
 )
 from geoforensics.core.synth import SyntheticRangeModel
-from geoforensics.core.synth.places import GRID_COLS, GRID_ROWS
 
 needs_birdnet = pytest.mark.skipif(not birdnet_available(), reason=INSTALL_HINT)
 

@@ -1,4 +1,4 @@
-"""Species-range geolocation rows of the bench (eval/rows_species.py) on a tiny synthetic world."""
+"""Species-range geolocation rows of the bench (eval/rows/species.py) on a tiny synthetic world."""
 
 from __future__ import annotations
 
@@ -14,22 +14,21 @@ import pytest
 
 from geoforensics.core.fileio import sha256_file
 from geoforensics.core.geo.metrics import geolocation_errors
+from geoforensics.core.geo.ranking import region_probability, score_map
 from geoforensics.core.species import birdnet_files
 from geoforensics.core.species.birdnet_files import INSTALL_HINT, birdnet_available
-from geoforensics.core.species.likelihood import region_probability, score_map
-from geoforensics.eval.bench import get_preset, run_bench
+from geoforensics.eval.bench import run_bench
+from geoforensics.eval.presets import get_preset
 from geoforensics.eval.results import ResultStore
 from geoforensics.eval.rows import BenchData, RowRegistry, builtin_rows
-from geoforensics.eval.rows_species import (
+from geoforensics.eval.rows.species import (
     ANNOTATED_ROW,
     ANNOTATED_XCDC_ROW,
     SUBSET_DRAWS,
     SUBSET_SIZES,
-    GalleryRanker,
-    recording_week,
-    register_species_rows,
     subset_row_name,
 )
+from geoforensics.eval.species_ranking import GalleryRanker, recording_week
 
 SUBSET_ROWS = tuple(subset_row_name(k) for k in SUBSET_SIZES)
 ROWS = ("naive", "naive-xcdc", ANNOTATED_ROW, ANNOTATED_XCDC_ROW, *SUBSET_ROWS)
@@ -186,8 +185,7 @@ def test_rows_without_a_range_model_say_why(
 ) -> None:
     monkeypatch.setattr(birdnet_files, "birdnet_available", lambda: False)
     root = _copy_without_audio(species_world, tmp_path / "no-world", with_world=False)
-    registry: RowRegistry = {}
-    register_species_rows(registry)
+    registry: RowRegistry = builtin_rows("species")
     report = run_bench(root, out=tmp_path / "out", progress=False, registry=registry)
     assert report.ran == [] and set(report.skipped) == set(registry)
     for name in (ANNOTATED_ROW, ANNOTATED_XCDC_ROW, *SUBSET_ROWS):

@@ -8,14 +8,13 @@ import numpy as np
 import pytest
 
 from geoforensics.core.errors import DatasetNotFoundError, InputError
+from geoforensics.core.geo.land import GRID_COLS, GRID_ROWS, load_land_grid, random_land_points
 from geoforensics.core.synth import (
     PRESENCE_THRESHOLD,
     SyntheticRangeModel,
     build_world,
     date_to_week,
-    load_land_grid,
 )
-from geoforensics.core.synth.places import GRID_COLS, GRID_ROWS, random_land_points
 from geoforensics.core.synth.ranges import ROLE_BREEDING, ROLE_RESIDENT, ROLE_WINTERING
 
 # Two hand-made species on an all-land grid: a resident around Paris (R = 400 km, peak 0.8)

@@ -16,6 +16,7 @@ import soundfile as sf
 
 from geoforensics.core.fileio import sha256_file
 from geoforensics.core.geo.distance import haversine_pairwise_np
+from geoforensics.core.geo.land import load_land_grid
 from geoforensics.core.synth import (
     PRESENCE_THRESHOLD,
     PRESETS,
@@ -24,7 +25,6 @@ from geoforensics.core.synth import (
     build_world,
     date_to_week,
     generate_world,
-    load_land_grid,
 )
 from geoforensics.core.synth.places import Ambience, render_ambience
 from geoforensics.core.synth.world import scaled

@@ -336,8 +336,8 @@ def test_bench_row_retrieves_in_taxabind_space(with_taxabind: Path, tmp_path: Pa
 
 
 def test_bench_without_weights_skips_the_row(no_taxabind: Path) -> None:
-    from geoforensics.eval.bench import BenchData, get_preset
-    from geoforensics.eval.rows import builtin_rows
+    from geoforensics.eval.presets import get_preset
+    from geoforensics.eval.rows import BenchData, builtin_rows
 
     row = builtin_rows()["taxabind"]
     assert row.table == "T1" and row.unavailable is not None

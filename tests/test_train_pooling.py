@@ -24,7 +24,8 @@ from geoforensics.core.models.inference import (
     window_outputs,
 )
 from geoforensics.core.models.pooling import TransformerPooling, pool_outputs
-from geoforensics.eval.bench import PRESETS, run_bench
+from geoforensics.eval.bench import run_bench
+from geoforensics.eval.presets import PRESETS
 from geoforensics.eval.results import ResultStore, RowResult
 from geoforensics.eval.rows import (
     BenchRow,
@@ -33,7 +34,7 @@ from geoforensics.eval.rows import (
     predict_with_model,
     register_row,
 )
-from geoforensics.eval.rows_pooling import POOLER_FILE, POOLING_ROWS
+from geoforensics.eval.rows.pooling import POOLER_FILE, POOLING_ROWS
 from geoforensics.train.pooling import (
     collect_outputs,
     collect_window_outputs,

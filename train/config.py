@@ -35,14 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from geoforensics.core.errors import InputError
+from geoforensics.train.methods import get_method, method_names
 
-#: Training methods and the :class:`~geoforensics.core.models.ModelConfig` kind each one trains.
-METHODS: dict[str, str] = {
-    "agclip": "agclip",
-    "regression_mse": "regression",
-    "regression_haversine": "regression",
-    "classification": "classification",
-}
 RANGE_MODELS: tuple[str, ...] = ("synthetic", "none")
 #: Other accepted ``data.range_model`` values: specs of
 #: :func:`geoforensics.core.species.ranges.load_range_model`.
@@ -178,7 +172,7 @@ class TrainConfig:
     @property
     def model_kind(self) -> str:
         """The :class:`~geoforensics.core.models.ModelConfig` kind of this run's method."""
-        return METHODS[self.method]
+        return get_method(self.method).model_kind
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/YAML-serialisable dictionary (paths as strings, tuples as lists)."""
@@ -314,11 +308,12 @@ def config_from_dict(
     for key in data:
         if key not in known:
             raise InputError(f"{source}: unknown key '{key}'")
+    methods = method_names()
     if "method" not in data:
-        raise InputError(f"{source}: missing key 'method' ({' | '.join(METHODS)})")
+        raise InputError(f"{source}: missing key 'method' ({' | '.join(methods)})")
     method = data["method"]
-    if method not in METHODS:
-        raise InputError(f"{source}: method {method!r} must be one of {', '.join(METHODS)}")
+    if method not in methods:
+        raise InputError(f"{source}: method {method!r} must be one of {', '.join(methods)}")
     if "data" not in data:
         raise InputError(f"{source}: missing section 'data' (with at least 'root')")
     sections = {

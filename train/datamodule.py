@@ -40,11 +40,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from geoforensics.core.audio.frontend import FrontEndConfig, MelFrontEnd
-from geoforensics.core.checklists import RangeModel
-from geoforensics.core.checklists import checklists as checklists_at
 from geoforensics.core.data import INatSounds
 from geoforensics.core.errors import InputError
 from geoforensics.core.fileio import sha256_file
+from geoforensics.core.species.checklists import RangeModel
+from geoforensics.core.species.checklists import checklists as checklists_at
 
 from .config import TrainConfig
 from .feature_cache import FeatureCache, build_feature_cache
@@ -97,9 +97,10 @@ def align_checklists(
     return out, unmatched
 
 
-class WindowDataset(Dataset[dict[str, Any]]):
+class CachedWindowDataset(Dataset[dict[str, Any]]):
     """Items are windows of cached spectrograms (key ``spec``) or cached window features (key
-    ``image``), addressed by ``(recording, frame)`` keys.
+    ``image``), addressed by ``(recording, frame)`` keys. (Windows decoded from the audio files
+    themselves are :class:`geoforensics.core.data.WindowDataset`'s.)
 
     The frames file is memory-mapped lazily in each process (DataLoader workers included).
     """
@@ -358,7 +359,7 @@ class GeoDataModule(L.LightningDataModule):
     def _loader(self, role: str, sampler: Sampler[tuple[int, int]], batch_size: int) -> DataLoader:
         workers = self.config.train.num_workers
         return DataLoader(
-            WindowDataset(self._cache(role), self.splits[role]),
+            CachedWindowDataset(self._cache(role), self.splits[role]),
             batch_size=batch_size,
             sampler=sampler,
             num_workers=workers,

@@ -45,19 +45,19 @@ import numpy as np
 import torch
 
 from geoforensics.core.errors import InputError
-from geoforensics.core.fileio import atomic_write
+from geoforensics.core.fileio import atomic_write, sha256_file
 from geoforensics.core.geo.metrics import geolocation_errors
-from geoforensics.core.models import ModelConfig, frontend_for, get_encoder_config, save_model
+from geoforensics.core.models import frontend_for, save_model
 from geoforensics.core.models.encoders import require_encoder
+from geoforensics.core.models.location import GeoCLIPEncoder, LocationEncoder
+from geoforensics.core.models.model_space import location_encoder_path, save_model_location_encoder
 from geoforensics.core.models.provenance import TRAINING_DATA_KEY, dataset_training_data
-
-from .checkpoint_io import AtomicCheckpointIO, check_resumable
-from .config import TrainConfig
-from .datamodule import GeoDataModule
-from .tasks.agclip import AGCLIPTask, LocationTarget, create_location_target, gallery_coords
-from .tasks.base import GeoTask, metric_names
-from .tasks.classification import ClassificationTask
-from .tasks.regression import RegressionTask
+from geoforensics.train.checkpoint_io import AtomicCheckpointIO, check_resumable
+from geoforensics.train.config import TrainConfig
+from geoforensics.train.datamodule import GeoDataModule
+from geoforensics.train.methods import get_method
+from geoforensics.train.tasks.agclip import create_location_target
+from geoforensics.train.tasks.base import GeoTask, LocationTarget, metric_names
 
 log = logging.getLogger(__name__)
 
@@ -65,63 +65,13 @@ CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 
 
-def model_config_for(config: TrainConfig, n_species: int, embed_dim: int = 512) -> ModelConfig:
-    """The :class:`ModelConfig` a training config trains (front-end = the encoder's preset at
-    its image size)."""
-    encoder = get_encoder_config(config.model.encoder)
-    return ModelConfig(
-        kind=config.model_kind,
-        encoder=config.model.encoder,
-        n_species=n_species if config.model_kind == "agclip" else 0,
-        embed_dim=embed_dim,
-        h3_resolution=config.model.h3_res,
-        frontend=frontend_for(encoder).to_dict(),
-        hidden=config.model.hidden,
-        extra={"method": config.method},
-    )
-
-
 def build_task(
     config: TrainConfig, datamodule: GeoDataModule, location_target: LocationTarget | None = None
 ) -> GeoTask:
-    """The Lightning task of ``config.method`` (reads the data module's metadata)."""
+    """The Lightning task of ``config.method``, built by its registered builder (reads the data
+    module's metadata)."""
     datamodule.load_metadata()
-    weights = str(config.model.pretrained) if config.model.pretrained is not None else None
-    if config.method == "agclip":
-        target = location_target
-        if target is None:
-            target = create_location_target(
-                config.model.location_encoder,
-                range_model=datamodule.range_model,
-                checkpoint=config.model.location_encoder_checkpoint,
-            )
-        embed_dim = 512
-        if target is not None:
-            from .tasks.agclip import location_embeddings
-
-            embed_dim = int(location_embeddings(datamodule.train_coords[:1], target).shape[1])
-        model_config = model_config_for(config, datamodule.n_species, embed_dim)
-        return AGCLIPTask(
-            model_config,
-            train_coords=datamodule.train_coords,
-            gallery=gallery_coords(config.eval.gallery, datamodule.train_coords),
-            optim=config.optim,
-            loss=config.loss,
-            location_target=target,
-            encoder_weights=weights,
-        )
-    model_config = model_config_for(config, 0)
-    if config.method.startswith("regression_"):
-        return RegressionTask(
-            model_config,
-            loss_name=config.method[len("regression_") :],
-            optim=config.optim,
-            loss=config.loss,
-            encoder_weights=weights,
-        )
-    return ClassificationTask(
-        model_config, optim=config.optim, loss=config.loss, encoder_weights=weights
-    )
+    return get_method(config.method).build(config, datamodule, location_target)
 
 
 def _strategy(config: TrainConfig) -> Any:
@@ -357,13 +307,6 @@ def _export_location_encoder(
     """Save an AG-CLIP model's frozen location encoder beside it unless it is GeoCLIP's, and
     return the model config's ``extra`` entries naming it (see
     :mod:`geoforensics.core.models.model_space`): retrieval needs the same encoder."""
-    from geoforensics.core.fileio import sha256_file
-    from geoforensics.core.models.location_encoders import GeoCLIPEncoder, LocationEncoder
-    from geoforensics.core.models.model_space import (
-        location_encoder_path,
-        save_model_location_encoder,
-    )
-
     stale = location_encoder_path(model_dir)
     for file in (stale, stale.with_suffix(".json")):
         file.unlink(missing_ok=True)  # a GeoCLIP export must not leave another run's encoder

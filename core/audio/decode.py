@@ -48,7 +48,7 @@ import re
 import struct
 import subprocess
 import threading
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -59,6 +59,7 @@ import soundfile as sf
 import soxr
 
 from ..errors import InputError, MediaDecodeError
+from ..media.ffmpeg import FFMPEG_LOG_PREFIX, StderrLog, checked_path, ffmpeg_exe, ffmpeg_problem
 
 #: The sample rate every model in this project consumes.
 TARGET_SAMPLE_RATE = 22050
@@ -233,7 +234,7 @@ def probe_audio(path: str | os.PathLike[str]) -> AudioInfo:
 
     Raises :class:`MediaDecodeError` for files that cannot be decoded (same rules as decoding).
     """
-    source = _open_source(_checked_path(path))
+    source = _open_source(checked_path(path))
     try:
         return source.info()
     finally:
@@ -254,7 +255,7 @@ def stream_audio(
     yields the audio before the damage; once the iterator is exhausted, :func:`decode_report`
     says how much was lost.
     """
-    checked = _checked_path(path)
+    checked = checked_path(path)
     _check_rate(sample_rate)
     if not (math.isfinite(chunk_seconds) and chunk_seconds > 0):
         raise InputError(f"chunk_seconds must be a positive number, got {chunk_seconds!r}")
@@ -279,7 +280,7 @@ def load_audio(
     damaged file gives the audio before the damage; :func:`decode_report` then says how much
     was lost (and a warning line was logged once for the file).
     """
-    checked = _checked_path(path)
+    checked = checked_path(path)
     _check_rate(sample_rate)
     if not (math.isfinite(offset_s) and offset_s >= 0):
         raise InputError(f"offset_s must be a finite number >= 0, got {offset_s!r}")
@@ -304,17 +305,6 @@ def load_audio(
 
 # --------------------------------------------------------------------------------------------
 # shared helpers
-
-
-def _checked_path(path: str | os.PathLike[str]) -> Path:
-    checked = Path(path)
-    if not checked.exists():
-        raise MediaDecodeError(f"{checked}: file not found")
-    if not checked.is_file():
-        raise MediaDecodeError(f"{checked}: not a regular file")
-    if checked.stat().st_size == 0:
-        raise MediaDecodeError(f"{checked}: file is empty (0 bytes)")
-    return checked
 
 
 def _check_rate(sample_rate: int) -> None:
@@ -655,50 +645,12 @@ def _wav_truncation(path: Path, frames: int, sample_rate: int) -> DecodeReport |
 # ffmpeg
 
 
-def _ffmpeg_exe(path: Path) -> str:
-    try:
-        import imageio_ffmpeg
-
-        return str(imageio_ffmpeg.get_ffmpeg_exe())
-    except (ImportError, RuntimeError) as exc:
-        raise MediaDecodeError(
-            f"{path}: this format needs ffmpeg, and the imageio-ffmpeg binary is not available"
-        ) from exc
-
-
-class _StderrLog:
-    """Drains a child's stderr on a thread (so the pipe never fills) and keeps a bounded log."""
-
-    _HEAD = 400
-    _TAIL = 40
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        self._stream = stream
-        self._head: list[str] = []
-        self._tail: deque[str] = deque(maxlen=self._TAIL)
-        self._thread = threading.Thread(target=self._drain, daemon=True)
-        self._thread.start()
-
-    def _drain(self) -> None:
-        for raw in iter(self._stream.readline, b""):
-            line = raw.decode("utf-8", "replace").rstrip()
-            if len(self._head) < self._HEAD:
-                self._head.append(line)
-            else:
-                self._tail.append(line)
-
-    def lines(self) -> list[str]:
-        """Every kept line; call after the process has exited."""
-        self._thread.join(timeout=10)
-        return self._head + list(self._tail)
-
-
 class _FfmpegProcess:
     """One ffmpeg child decoding the first audio track to float32 WAV on its stdout."""
 
     def __init__(self, path: Path, loglevel: str = "error") -> None:
         self.path = path
-        command = [_ffmpeg_exe(path), "-nostdin", "-hide_banner", "-nostats", "-v", loglevel]
+        command = [ffmpeg_exe(path), "-nostdin", "-hide_banner", "-nostats", "-v", loglevel]
         command += ["-xerror", "-i", str(path), "-map", "0:a:0"]
         command += ["-f", "wav", "-acodec", "pcm_f32le", "-"]
         self._proc = subprocess.Popen(
@@ -706,7 +658,7 @@ class _FfmpegProcess:
         )
         assert self._proc.stdout is not None and self._proc.stderr is not None
         self._stdout: IO[bytes] = self._proc.stdout
-        self._log = _StderrLog(self._proc.stderr)
+        self._log = StderrLog(self._proc.stderr)
         self.channels = 0
         self.sample_rate = 0
         #: frames decoded so far, and (after a failure part-way) ffmpeg's problem in one phrase
@@ -783,7 +735,7 @@ class _FfmpegProcess:
             self._proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.close()
-        return _ffmpeg_problem(self._log.lines(), self._proc.returncode, nothing_decoded)
+        return ffmpeg_problem(self._log.lines(), self._proc.returncode, nothing_decoded)
 
     def failure(self, nothing_decoded: bool) -> MediaDecodeError:
         """The error for a failed run, naming the file."""
@@ -804,32 +756,6 @@ class _FfmpegProcess:
         self._proc.stderr.close()
 
 
-_LOG_PREFIX = re.compile(r"^(\[[^\]]*\]\s*)+")
-_ERROR_WORDS = ("error", "invalid", "not found", "corrupt", "partial", "matches no streams")
-
-
-def _ffmpeg_problem(lines: list[str], code: int | None, nothing_decoded: bool) -> str:
-    """Turn ffmpeg's stderr into one short phrase naming the problem."""
-    cleaned = [_LOG_PREFIX.sub("", line).strip() for line in lines]
-    cleaned = [line for line in cleaned if line]
-    text = "\n".join(cleaned).lower()
-    errors = [line for line in cleaned if any(word in line.lower() for word in _ERROR_WORDS)]
-    detail = errors[0] if errors else (cleaned[-1] if cleaned else f"exit status {code}")
-    if "matches no streams" in text or "does not contain any stream" in text:
-        return "no audio track (the file has no audio stream to decode)"
-    if "moov atom not found" in text:
-        return "truncated or incomplete MP4/MOV file (moov atom not found)"
-    if nothing_decoded and code == 0:
-        return "contains no audio samples (zero-length audio)"
-    if nothing_decoded and "invalid data found" in text:
-        return f"not a decodable audio or video file (ffmpeg: {detail})"
-    if any(word in text for word in ("partial file", "end of file", "corrupt", "truncat")):
-        return f"truncated or corrupt media data (ffmpeg: {detail})"
-    if nothing_decoded:
-        return f"could not be decoded (ffmpeg: {detail})"
-    return f"decoding failed part-way: corrupt or truncated data (ffmpeg: {detail})"
-
-
 _DURATION = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
 _CONTAINER = re.compile(r"^Input #0, (.+?), from ")
 _AUDIO_CODEC = re.compile(r"Stream #0:\d+.*?: Audio: ([^\s,]+)")
@@ -843,7 +769,7 @@ def _demux_audio(path: Path, verbosity: str) -> subprocess.CompletedProcess[byte
     """ffmpeg copying the first audio track to nowhere (demux only, no decoding), with its
     packet times on stdout (``-progress``) and its log at ``verbosity`` on stderr; None if it
     ran past 300 s."""
-    command = [_ffmpeg_exe(path), "-nostdin", "-hide_banner", "-nostats", "-v", verbosity]
+    command = [ffmpeg_exe(path), "-nostdin", "-hide_banner", "-nostats", "-v", verbosity]
     command += ["-progress", "pipe:1", "-i", str(path)]
     command += ["-map", "0:a:0", "-c", "copy", "-f", "null", "-"]
     try:
@@ -909,7 +835,7 @@ class _FfmpegSource:
             self.channels, self.sample_rate = process.read_header()
         finally:
             process.close()
-        lines = [_LOG_PREFIX.sub("", line).strip() for line in process.log_lines()]
+        lines = [FFMPEG_LOG_PREFIX.sub("", line).strip() for line in process.log_lines()]
         container = codec = None
         duration: float | None = None
         for line in lines:

@@ -15,11 +15,12 @@ import argparse
 import json
 from typing import Any
 
+from geoforensics.core.errors import InputError
+
 
 def _list_rows() -> int:
-    from ...eval.rows import builtin_rows
-    from ...eval.rows_retrieval import WEIGHTS_CHECKS
-    from ...eval.tables import TABLES
+    from geoforensics.eval.rows import WEIGHTS_CHECKS, builtin_rows
+    from geoforensics.eval.tables import TABLES
 
     for row in builtin_rows().values():
         where = TABLES[row.table].title.split(":")[0]
@@ -43,13 +44,11 @@ def run_bench_command(args: argparse.Namespace) -> int:
     if args.list_rows:
         return _list_rows()
     if not args.data and not args.xcdc:
-        from ..errors import InputError
-
         raise InputError(
             "bench: --data DIR is required (an iNatSounds-format data set), or --xcdc DIR "
             "for the rows that run on XCDC alone"
         )
-    from ...eval.bench import run_bench
+    from geoforensics.eval.bench import run_bench
 
     report = run_bench(
         args.data,
@@ -95,8 +94,8 @@ def run_bench_command(args: argparse.Namespace) -> int:
 
 def run_score_command(args: argparse.Namespace) -> int:
     """Handler of ``geoforensics score``."""
-    from ...eval.predictions_csv import score_predictions_csv
-    from ...eval.results import metrics_json
+    from geoforensics.eval.predictions_csv import score_predictions_csv
+    from geoforensics.eval.results import metrics_json
 
     score = score_predictions_csv(args.csv, args.data, args.split)
     metrics = score.metrics

@@ -156,13 +156,14 @@ def _species_lists(
 
 def _species_calibration(args: argparse.Namespace) -> int:
     """Species range: XCDC-format species lists with true places."""
-    from ..checklists import YEAR_ROUND
+    from geoforensics.core.species.checklists import YEAR_ROUND
+
     from ..data import XCDC
     from ..geo.calibration import calibrate, save_calibration, species_setting
-    from ..geo.gallery import resolve_gallery
+    from ..geo.gallery import effort_gallery_log_prior, resolve_gallery
+    from ..geo.ranking import score_map
     from ..geo.regions import RegionGrid
-    from ..species.likelihood import SpeciesLikelihood, score_map
-    from ..species.likelihood import gallery_log_prior as species_gallery_prior
+    from ..species.likelihood import SpeciesLikelihood
     from ..species.names import match_species
     from ..species.range_table import range_table
     from ..species.ranges import load_range_model
@@ -192,7 +193,7 @@ def _species_calibration(args: argparse.Namespace) -> int:
     coords = gallery.coords
     # the prior `locate` and `check` put on the species posterior (area and effort on a
     # regular grid, none on a gallery of recording places): the calibration scores the same
-    prior, use_area, effort_name = species_gallery_prior(gallery)
+    prior, use_area, effort_name = effort_gallery_log_prior(gallery)
     grid = RegionGrid.build(coords, args.res, args.max_km)
     truth = np.array([[records[i].latitude, records[i].longitude] for i, _ in lists])
     weeks_wanted = {"known": [True], "unknown": [False], "both": [True, False]}[args.week]
@@ -236,7 +237,7 @@ def _species_calibration(args: argparse.Namespace) -> int:
 
 
 def _record_week(record: Any) -> int:
-    from ..checklists import YEAR_ROUND, date_to_week
+    from geoforensics.core.species.checklists import YEAR_ROUND, date_to_week
 
     if record.date is not None:
         return int(date_to_week(record.date))

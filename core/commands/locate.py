@@ -49,11 +49,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from numpy.typing import ArrayLike
 
 from ..errors import InputError
 from ..geo.calibration import agclip_setting, species_setting
-from ..geo.gazetteer import Place, nearest_places  # noqa: F401 - re-exported here
+from ..geo.worldmap import write_score_map
 from . import parse_date_option
 from .locate_regions import add_region_options, check_region_options, region_output
 
@@ -78,60 +77,6 @@ _GALLERY_HELP = (
 
 
 # ----------------------------------------------------------------------------------- map
-
-
-def write_score_map(
-    coords: ArrayLike,
-    probs: ArrayLike,
-    top_coords: ArrayLike,
-    out: str | Path,
-    title: str = "Species-range geolocation",
-) -> Path:
-    """Write a PNG heatmap: gallery points coloured by probability (log scale) and the
-    numbered top-k places; written atomically (matplotlib Agg, offline)."""
-    from matplotlib.colors import LogNorm
-
-    from ..geo.distance import check_coords
-    from ..geo.worldmap import (
-        WORLD_FIGSIZE,
-        draw_coastlines,
-        save_png,
-        set_world_extent,
-        world_figure,
-    )
-
-    points = check_coords(coords, "map coordinates")
-    values = np.asarray(probs, dtype=np.float64)
-    if values.shape != (len(points),):
-        raise InputError(f"map: {values.shape} probabilities for {len(points)} locations")
-    top = check_coords(np.asarray(top_coords, dtype=np.float64).reshape(-1, 2), "map top-k")
-    path = Path(out)
-    if path.suffix.lower() != ".png":
-        raise InputError(f"{path}: the map is written as PNG; give a path ending in .png")
-    peak = float(values.max()) if values.size and values.max() > 0 else 1.0
-    floor = peak * 1e-4
-    figure = world_figure(WORLD_FIGSIZE)
-    axes = figure.add_subplot()
-    axes.set_facecolor("white")
-    draw_coastlines(axes)
-    order = np.argsort(values, kind="stable")  # most probable drawn last (on top)
-    size = float(np.clip(4.0e4 / max(len(points), 1), 1.0, 30.0))
-    scatter = axes.scatter(
-        points[order, 1], points[order, 0], c=np.clip(values[order], floor, None), s=size,
-        cmap="magma_r", norm=LogNorm(vmin=floor, vmax=peak), linewidths=0, zorder=2,
-    )  # fmt: skip
-    for rank, (lat, lon) in enumerate(top, start=1):
-        axes.scatter([lon], [lat], marker="*", s=220, c="#1f77b4", edgecolors="white", zorder=4)
-        axes.annotate(
-            str(rank), (lon, lat), xytext=(6, 6), textcoords="offset points", fontsize=10,
-            fontweight="bold", color="#1f77b4", zorder=5,
-        )  # fmt: skip
-    colorbar = figure.colorbar(scatter, ax=axes, fraction=0.025, pad=0.01)
-    colorbar.set_label("probability (log scale)")
-    set_world_extent(axes)
-    axes.set_title(title)
-    figure.subplots_adjust(left=0.06, right=0.9, top=0.93, bottom=0.1)
-    return save_png(figure, path)
 
 
 # ------------------------------------------------------------------------------- command
@@ -447,7 +392,8 @@ def run_media_locate(args: argparse.Namespace) -> int:
 
 def run_locate(args: argparse.Namespace) -> int:
     """Handler of ``geoforensics locate``."""
-    from ..checklists import YEAR_ROUND, date_to_week
+    from geoforensics.core.species.checklists import YEAR_ROUND, date_to_week
+
     from ..geo.gallery import resolve_gallery
     from ..species.likelihood import locate_species
     from ..species.ranges import load_range_model

@@ -59,7 +59,7 @@ def check_region_options(args: argparse.Namespace) -> None:
 
 
 def _spanned_countries(region: Any, coords: np.ndarray) -> list[dict[str, Any]]:
-    from .locate import nearest_places
+    from ..geo.gazetteer import nearest_places
 
     order = np.argsort(-region.point_mass, kind="stable")[:MAX_PLACE_POINTS]
     points = region.points[order]

@@ -30,9 +30,9 @@ def run_taxabind_locate(args: argparse.Namespace) -> int:
     """Handler of ``locate AUDIO --method taxabind [--model FOLDER]``."""
     from ..geo.gallery import resolve_gallery
     from ..geo.gazetteer import place_rows
+    from ..geo.ranking import distinct_top_k, region_probability, softmax
+    from ..geo.worldmap import write_score_map
     from ..models.taxabind import load_taxabind
-    from ..species.likelihood import distinct_top_k, region_probability
-    from .locate import write_score_map
 
     if args.species is not None:
         raise InputError("locate: --method taxabind locates an AUDIO file; drop --species")
@@ -50,9 +50,7 @@ def run_taxabind_locate(args: argparse.Namespace) -> int:
     index = model.retrieval_index(gallery.coords)
     embedding = model.embed_file(path)
     cosine = index.scores(embedding[None])[0].astype(np.float64)
-    logits = cosine * DISPLAY_TEMPERATURE
-    probs = np.exp(logits - logits.max())
-    probs /= probs.sum()
+    probs = softmax(cosine * DISPLAY_TEMPERATURE)
     coords = gallery.coords
     top = distinct_top_k(cosine, coords, min(args.top_k, len(gallery)), args.radius_km)
     # ranked by cosine; the rows also give each place's display mass within --radius-km

@@ -1,6 +1,6 @@
-"""`geoforensics perf`: speed and memory figures beside same-run baselines (eval/perf.py).
+"""`geoforensics perf`: speed and memory figures beside same-run baselines (eval/perf/).
 
-geoforensics perf [--only a,b,...] [--quick] [--json] [--out FILE.json] [--world DIR]
+geoforensics perf [--only a,b,...|NAME,...] [--quick] [--json] [--out FILE.json] [--world DIR]
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from typing import Any
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ...eval.perf import format_report, parse_only, run_perf
+    # here, not at the top: the CLI imports every command module to register it
+    from geoforensics.eval.perf import format_report, parse_only, run_perf
+
     from ..errors import InputError
     from ..fileio import atomic_write
 
@@ -60,7 +62,11 @@ def register(subparsers: Any) -> None:
             "free memory (section d holds a 1M x 512 gallery and a 250 x 1M score block)."
         ),
     )
-    parser.add_argument("--only", help="comma-separated sections to run, e.g. a,d (default all)")
+    parser.add_argument(
+        "--only",
+        help="comma-separated sections to run, by letter or name, e.g. a,d or clip,topk "
+        "(default all)",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes (a fast look, tests)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--out", help="also write the JSON report to this file")

@@ -74,7 +74,8 @@ def _print_text(
 
 def run_species(args: argparse.Namespace) -> int:
     """Handler of ``geoforensics species``."""
-    from ..checklists import YEAR_ROUND, date_to_week
+    from geoforensics.core.species.checklists import YEAR_ROUND, date_to_week
+
     from . import parse_date_option
 
     path = Path(args.audio)
@@ -87,7 +88,7 @@ def run_species(args: argparse.Namespace) -> int:
     when = parse_date_option(args.date)
     place = None
     if args.at is not None:
-        from ..species.evidence import resolve_place
+        from ..geo.gazetteer import resolve_place
 
         place = resolve_place(args.at)
     _check_birdnet()

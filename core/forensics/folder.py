@@ -60,6 +60,7 @@ from .gis_export import (
     write_kml,
 )
 from .pipeline import CheckModels, CheckOptions, check_fingerprint, run_check, shared_check_models
+from .ray_runner import run_on_ray
 from .report import REPORT_JSON, write_report
 
 #: File suffixes ``check FOLDER`` treats as media (video and audio containers).
@@ -429,9 +430,9 @@ def check_folder(
     batch = BatchOutput(FolderSummary(root, out), chosen, {c: i for i, c in enumerate(clips)})
     batch.write(final=False)  # a true (empty) summary from the start
     if use_ray:
-        from .ray_runner import run_on_ray
-
-        run_on_ray(tasks, ray_address, workers, _collector(batch, len(tasks), progress))
+        run_on_ray(
+            run_clip_task, tasks, ray_address, workers, _collector(batch, len(tasks), progress)
+        )
     elif workers > 1:
         _run_in_processes(tasks, workers, _collector(batch, len(tasks), progress))
     else:

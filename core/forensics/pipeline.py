@@ -52,7 +52,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import GeoforensicsError, InputError, WeightsNotFoundError
-from ..geo.gallery import gallery_log_prior  # moved to the geo layer; re-exported here
+from ..geo.gallery import effort_gallery_log_prior, gallery_log_prior
+from ..geo.gazetteer import ResolvedPlace, resolve_place
+from ..geo.ranking import softmax
 from .discrepancy import (
     CONSISTENT_RADIUS_KM,
     compare_modalities,
@@ -257,11 +259,9 @@ class CheckModels:
             if self.location_encoder == "geoclip" and self.audio_index is not None:
                 self._geoclip_index = self.audio_index
             else:
-                from ..geoclip.embeddings import cached_gallery_embeddings
-                from ..geoclip.retrieval import RetrievalIndex
+                from ..geoclip.embeddings import geoclip_gallery_index
 
-                embeddings = cached_gallery_embeddings(self.coords, progress=False)
-                self._geoclip_index = RetrievalIndex(self.coords, embeddings)
+                self._geoclip_index = geoclip_gallery_index(self.coords)
         return self._geoclip_index
 
     def species(self) -> tuple[Any, Any, str | None]:
@@ -471,14 +471,6 @@ def check_fingerprint(clip_sha256: str, options: CheckOptions, model_sha256: str
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def _softmax_rows(log_probs: np.ndarray, log_prior: np.ndarray) -> np.ndarray:
-    """Rows of ``exp(log_probs + log_prior)`` renormalised (the prior applied to a softmax)."""
-    values = np.asarray(log_probs, dtype=np.float64) + log_prior
-    values = values - values.max(axis=-1, keepdims=True)
-    out = np.exp(values)
-    return out / out.sum(axis=-1, keepdims=True)
-
-
 def audio_place_options(
     models: CheckModels, options: CheckOptions, **changes: Any
 ) -> AudioPlaceOptions:
@@ -540,15 +532,6 @@ def _text_hint(options: CheckOptions, tags: dict[str, Any]) -> tuple[str | None,
         if value is not None and str(value).strip():
             return str(value).strip(), f"container tag '{tag}'"
     return None, None
-
-
-def _resolve_claim(text: str) -> Any:
-    from ..species.evidence import resolve_place
-
-    try:
-        return resolve_place(text)
-    except InputError as exc:
-        raise InputError(str(exc).replace("--at", "--claimed")) from None
 
 
 def _distribution_result(
@@ -687,7 +670,7 @@ def _frames_step(
     _tell(progress, 0.6, f"frames: CLIP + GeoCLIP on {len(keyframes)} keyframes")
     embeddings = encoder.embed_images([k.image for k in keyframes])
     log_probs = geolocate_embeddings(embeddings, models.geoclip_index())
-    per_frame = _softmax_rows(log_probs, models.log_prior)
+    per_frame = softmax(np.asarray(log_probs, dtype=np.float64) + models.log_prior)
     for segment, probs in zip(segments, per_frame, strict=True):
         segment.probs = probs
         segment.point, segment.probability = _segment_top(models, probs)
@@ -721,7 +704,7 @@ def _text_step(
     _tell(progress, 0.75, "text: CLIP text encoder + GeoCLIP")
     embedding = encoder.embed_texts([hint])
     log_probs = geolocate_embeddings(embedding, models.geoclip_index())
-    probs = _softmax_rows(log_probs, models.log_prior)[0]
+    probs = softmax(np.asarray(log_probs, dtype=np.float64) + models.log_prior)[0]
     return _distribution_result("text", probs, models, options.top_k, source, details)
 
 
@@ -738,7 +721,7 @@ def _gps_step(media: MediaInfo) -> ModalityResult:
 def _claimed_step(options: CheckOptions) -> ModalityResult:
     if options.claimed is None or not options.claimed.strip():
         return ModalityResult("claimed", False, "no claimed place (give --claimed PLACE|LAT,LON)")
-    place = _resolve_claim(options.claimed)
+    place = resolve_place(options.claimed, "--claimed")
     point = (float(place.latitude), float(place.longitude))
     label = None if place.kind == "coordinates" else place.label()
     return ModalityResult(
@@ -887,8 +870,8 @@ def _species_segments(
     """The timeline of the species modality: each ``segment_s`` slice of BirdNET's windows
     gets its own species (and weights) and so its own posterior, from the same per-species
     terms, likelihood and area prior as the clip's ``locate_species`` call."""
+    from ..geo.ranking import score_map
     from ..species.evidence import heard_species
-    from ..species.likelihood import score_map
 
     if run is None or len(run.windows) == 0 or run.heard is None:
         return []
@@ -928,16 +911,10 @@ def _species_segments(
 def _species_log_prior(models: CheckModels) -> np.ndarray | float:
     """The prior ``locate_species`` puts over the check's gallery (area, and recording
     effort where the library has it), for the species segments."""
-    from ..species import likelihood
-
     if models.gallery is None:
         return 0.0
-    if hasattr(likelihood, "gallery_log_prior"):
-        log_prior, _area, _effort = likelihood.gallery_log_prior(models.gallery)
-        return np.asarray(log_prior, dtype=np.float64)
-    if likelihood._is_regular_grid(models.gallery):
-        return likelihood.area_log_prior(models.coords)
-    return 0.0
+    log_prior, _area, _effort = effort_gallery_log_prior(models.gallery)
+    return np.asarray(log_prior, dtype=np.float64)
 
 
 def _species_judgements(
@@ -1012,7 +989,7 @@ def _species_step(
     progress: Progress | None,
 ) -> tuple[dict[str, Any] | None, str | None]:
     from ..species.detections import DEFAULT_MIN_CONFIDENCE
-    from ..species.evidence import ResolvedPlace, evidence_from_windows
+    from ..species.evidence import evidence_from_windows
 
     if run is None:
         return None, why
@@ -1108,7 +1085,8 @@ def run_check(
     options); ``progress(fraction, message)`` is called as the steps advance. A missing,
     empty or corrupt file raises a one-line :class:`InputError`.
     """
-    from ..checklists import YEAR_ROUND, date_to_week
+    from geoforensics.core.species.checklists import YEAR_ROUND, date_to_week
+
     from ..media import probe_media
 
     started = time.perf_counter()

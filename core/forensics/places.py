@@ -32,7 +32,7 @@ class RegionMass:
 
     Built once per gallery: a CSR matrix of neighbour pairs i < j (gallery points within
     the radius, boundary included) when it fits in memory, else the chunked tree query of
-    :func:`geoforensics.core.species.likelihood.region_probability` on each call.
+    :func:`geoforensics.core.geo.ranking.region_probability` on each call.
     """
 
     def __init__(self, coords: ArrayLike, radius_km: float = TOP_RADIUS_KM) -> None:
@@ -70,7 +70,7 @@ class RegionMass:
         if self.radius_km == 0:
             return values.copy()
         if self._matrix is None:
-            from ..species.likelihood import region_probability
+            from ..geo.ranking import region_probability
 
             return region_probability(values, self.coords, self.radius_km)
         upper = self._matrix
@@ -88,7 +88,7 @@ class RankedPlaces:
 
 def rank_places(probs: ArrayLike, region_mass: RegionMass, k: int) -> RankedPlaces:
     """Up to ``k`` places ranked by region mass, at least the region radius apart."""
-    from ..species.likelihood import distinct_top_k
+    from ..geo.ranking import distinct_top_k
 
     if k < 1:
         raise InputError(f"--top-k must be >= 1, got {k}")

@@ -1,9 +1,10 @@
 """``geoforensics check FOLDER --ray [ADDRESS]``: the folder's clips as Ray tasks.
 
-Each clip is one task running :func:`~.folder.run_clip_task`, the function the local worker
-processes run, so the report folders, ``summary.json`` and the tables are the same. A Ray
-worker process keeps its models between tasks (the per-process cache of
-:func:`~.pipeline.shared_check_models`), as a local worker does.
+Each clip is one task running the function it is given (``check FOLDER`` gives
+:func:`~.folder.run_clip_task`, the function the local worker processes run), so the report
+folders, ``summary.json`` and the tables are the same. A Ray worker process keeps its models
+between tasks (the per-process cache of :func:`~.pipeline.shared_check_models`), as a local
+worker does.
 
 On a cluster every node must see the clip folder and the output folder at the same paths (a
 shared file system) and have geoforensics installed; ``ADDRESS`` is what ``ray start --head``
@@ -15,12 +16,12 @@ used) and shut down at the end.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TypeVar
 
 from ..errors import InputError
 
-if TYPE_CHECKING:
-    from .folder import ClipTask, FolderEntry
+Task = TypeVar("Task")
+Result = TypeVar("Result")
 
 RAY_MISSING = (
     "--ray needs Ray: pip install 'geoforensics[cluster]' (or pip install ray) on this machine "
@@ -29,18 +30,18 @@ RAY_MISSING = (
 
 
 def run_on_ray(
-    tasks: Sequence[ClipTask],
+    run_task: Callable[[Task], Result],
+    tasks: Sequence[Task],
     address: str | None,
     workers: int,
-    collect: Callable[[FolderEntry | str], None],
+    collect: Callable[[Result], None],
 ) -> None:
-    """Run every task on Ray (one CPU each) and hand each result to ``collect`` as it
-    finishes."""
+    """Run ``run_task`` (a module-level function, so that Ray ships it by reference) on every
+    task as Ray tasks (one CPU each) and hand each result to ``collect`` as it finishes."""
     try:
         import ray
     except ImportError as exc:
         raise InputError(RAY_MISSING) from exc
-    from .folder import run_clip_task
 
     started_here = not ray.is_initialized()
     if started_here:
@@ -56,7 +57,7 @@ def run_on_ray(
                 f"--ray {address or '(local)'}: cannot start or reach to the Ray cluster ({exc})"
             ) from exc
     # Ray sets OMP_NUM_THREADS to a task's CPUs (1) in its workers: one thread per task.
-    remote = ray.remote(num_cpus=1, max_retries=1)(run_clip_task)
+    remote = ray.remote(num_cpus=1, max_retries=1)(run_task)
     pending: list[object] = []
     try:
         pending = [remote.remote(task) for task in tasks]

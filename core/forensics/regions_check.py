@@ -84,7 +84,8 @@ def attach_regions(
     distribution; AG-CLIP's calibrated from ``model_dir/calibration.json`` and the species
     modality's from ``species_calibration`` (``calibrate --species``) when they have an entry
     for the setting the check used."""
-    from ..checklists import YEAR_ROUND
+    from geoforensics.core.species.checklists import YEAR_ROUND
+
     from ..geo.calibration import (
         CALIBRATION_FILE,
         agclip_setting,

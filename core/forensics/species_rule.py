@@ -39,7 +39,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..checklists import YEAR_ROUND
+from geoforensics.core.species.checklists import YEAR_ROUND
+
 from ..errors import InputError
 from .discrepancy import (
     CONSISTENT,
@@ -53,7 +54,8 @@ from .discrepancy import (
 )
 
 if TYPE_CHECKING:
-    from ..checklists import RangeModel
+    from geoforensics.core.species.checklists import RangeModel
+
     from ..geo.gallery import Gallery
 
 #: A species is absent from a place (that week) below this range probability.
@@ -124,9 +126,10 @@ def species_terms(
 ) -> SpeciesTerms | None:
     """:class:`SpeciesTerms` of the ``names`` the range model lists (None when none does);
     ``table`` (G, S) is the range table over ``coords`` for ``week`` when already built."""
-    from ..species.likelihood import DEFAULT_BACKGROUND, DEFAULT_EPS, location_totals
+    from ..species.likelihood import DEFAULT_BACKGROUND, DEFAULT_EPS
     from ..species.names import match_species
     from ..species.range_evidence import range_evidence
+    from ..species.range_table import location_totals
 
     points = np.asarray(coords, dtype=np.float64)
     given = np.asarray(weights, dtype=np.float64).reshape(-1)

@@ -36,6 +36,7 @@ from ..errors import InputError
 from ..fileio import atomic_write, save_npy_atomic, sha256_arrays
 from ..paths import cache_dir
 from .distance import check_coords, validate_coords
+from .effort import DEFAULT_EFFORT, DEFAULT_STRENGTH, EffortPoints, effort_log_prior, resolve_effort
 from .h3cells import centers_of, grid_disk_cells, latlng_to_cells
 
 _SIDECAR_FORMAT = "geoforensics-gallery"
@@ -426,7 +427,7 @@ def gallery_log_prior(gallery: Gallery) -> np.ndarray:
     (galleries of recording places already carry where recordings are made).
 
     The species-range likelihood adds a recording-effort term on top of this
-    (:func:`geoforensics.core.species.likelihood.gallery_log_prior`).
+    (:func:`effort_gallery_log_prior`).
     """
     if is_regular_grid(gallery):
         return area_log_prior(gallery.coords)
@@ -438,3 +439,33 @@ def gallery_prior_name(gallery: Gallery) -> str:
     if is_regular_grid(gallery):
         return "cell area (cos latitude)"
     return "uniform over gallery points"
+
+
+def effort_gallery_log_prior(
+    gallery: Gallery,
+    area_prior: bool | None = None,
+    effort: str | Path | EffortPoints | None = "auto",
+    effort_strength: float | None = None,
+) -> tuple[np.ndarray, bool, str | None]:
+    """(G,) log prior over a gallery's points, whether the area prior is on, the effort name.
+
+    ``area_prior`` None: on for regular grid / land galleries. ``effort`` ``auto``: the
+    population effort prior on those galleries (unless ``area_prior`` is False) and none on
+    others (galleries of recording places already carry the effort bias); ``population``,
+    ``none`` (or None), a .csv/.npy effort map, or
+    :class:`~geoforensics.core.geo.effort.EffortPoints`.
+    ``effort_strength`` None: :data:`~geoforensics.core.geo.effort.DEFAULT_STRENGTH`.
+    """
+    coords = gallery.coords
+    regular = is_regular_grid(gallery)
+    use_area = regular if area_prior is None else bool(area_prior)
+    log_prior = area_log_prior(coords) if use_area else np.zeros(len(coords))
+    source = effort
+    if isinstance(source, str) and source.strip().lower() == "auto":
+        source = DEFAULT_EFFORT if regular and area_prior is not False else None
+    points = resolve_effort(source)
+    strength = DEFAULT_STRENGTH if effort_strength is None else float(effort_strength)
+    if points is None or strength == 0:
+        return log_prior, use_area, None
+    log_prior = log_prior + effort_log_prior(coords, points, strength=strength)
+    return log_prior, use_area, points.name

@@ -34,7 +34,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import h3
 import numpy as np
@@ -49,8 +49,22 @@ from .distance import (
     validate_coords,
 )
 
-if TYPE_CHECKING:
-    from .calibration import Calibration
+
+class RegionCalibration(Protocol):
+    """What region building reads from a calibration
+    (:class:`~geoforensics.core.geo.calibration.Calibration` is one): its grid and the
+    threshold of a coverage level, None when it has no such level."""
+
+    @property
+    def res(self) -> int: ...
+
+    @property
+    def max_km(self) -> float: ...
+
+    def threshold(self, level: float) -> float | None: ...
+
+    def describe(self) -> str: ...
+
 
 #: Default coverage levels X of the reported regions.
 DEFAULT_LEVELS: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95)
@@ -344,7 +358,7 @@ class Region:
 def confidence_regions(
     probs: ArrayLike,
     coords: ArrayLike | RegionGrid,
-    calibration: Calibration | None = None,
+    calibration: RegionCalibration | None = None,
     levels: Sequence[float] = DEFAULT_LEVELS,
     res: int = DEFAULT_RES,
     max_km: float | None = None,

@@ -29,6 +29,7 @@ from .location_encoder import (
     default_location_encoder,
     encoder_id,
 )
+from .retrieval import RetrievalIndex
 
 log = logging.getLogger(__name__)
 
@@ -154,3 +155,13 @@ def cached_gallery_embeddings(
         "embedded %d locations in %.1f s -> %s", len(coords), time.perf_counter() - started, npy
     )
     return embeddings
+
+
+def geoclip_gallery_index(
+    gallery_or_coords: Gallery | ArrayLike, progress: bool | None = False
+) -> RetrievalIndex:
+    """A retrieval index over a gallery in GeoCLIP's own location space: the one builder for
+    CLIP image and text queries, ``check``'s frames and text, the bench and pooling. The
+    embeddings are cached on disk (:func:`cached_gallery_embeddings`)."""
+    coords = _coords_of(gallery_or_coords)
+    return RetrievalIndex(coords, cached_gallery_embeddings(gallery_or_coords, progress=progress))

@@ -16,23 +16,47 @@ line naming the file and the problem.
 
 from __future__ import annotations
 
-from .audio import load_media_audio
-from .keyframes import Keyframe, extract_keyframes
-from .probe import (
-    GPS_KEYS,
-    TIME_KEYS,
-    MediaInfo,
-    ProbeResult,
-    StreamInfo,
-    creation_time_from_tags,
-    format_iso6709,
-    gps_from_tags,
-    parse_creation_time,
-    parse_ffmpeg_info,
-    parse_iso6709,
-    probe_media,
-)
-from .write import make_test_video
+from typing import TYPE_CHECKING
+
+from ..lazy_exports import lazy_exports
+
+if TYPE_CHECKING:
+    from .audio import load_media_audio
+    from .keyframes import Keyframe, extract_keyframes
+    from .probe import (
+        GPS_KEYS,
+        TIME_KEYS,
+        MediaInfo,
+        ProbeResult,
+        StreamInfo,
+        creation_time_from_tags,
+        format_iso6709,
+        gps_from_tags,
+        parse_creation_time,
+        parse_ffmpeg_info,
+        parse_iso6709,
+        probe_media,
+    )
+    from .write import make_test_video
+
+_EXPORTS = {
+    "GPS_KEYS": "probe",
+    "TIME_KEYS": "probe",
+    "Keyframe": "keyframes",
+    "MediaInfo": "probe",
+    "ProbeResult": "probe",
+    "StreamInfo": "probe",
+    "creation_time_from_tags": "probe",
+    "extract_keyframes": "keyframes",
+    "format_iso6709": "probe",
+    "gps_from_tags": "probe",
+    "load_media_audio": "audio",
+    "make_test_video": "write",
+    "parse_creation_time": "probe",
+    "parse_ffmpeg_info": "probe",
+    "parse_iso6709": "probe",
+    "probe_media": "probe",
+}
 
 __all__ = [
     "GPS_KEYS",
@@ -52,3 +76,5 @@ __all__ = [
     "parse_iso6709",
     "probe_media",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -6,8 +6,9 @@ import os
 
 import numpy as np
 
-from ..audio.decode import TARGET_SAMPLE_RATE, _checked_path, load_audio
+from ..audio.decode import TARGET_SAMPLE_RATE, load_audio
 from ..errors import MediaDecodeError
+from .ffmpeg import checked_path
 from .probe import probe_streams
 
 
@@ -21,7 +22,7 @@ def load_media_audio(
     ``has no audio track`` (:class:`MediaDecodeError`). A truncated or corrupt file gives the
     audio before the damage (see :func:`geoforensics.core.audio.decode.decode_report`).
     """
-    checked = _checked_path(path)
+    checked = checked_path(path)
     parsed = probe_streams(checked)
     if parsed.audio is None:
         kind = "video" if parsed.video is not None else "file"

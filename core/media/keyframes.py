@@ -31,8 +31,8 @@ from typing import IO
 
 import numpy as np
 
-from ..audio.decode import _checked_path, _ffmpeg_exe
 from ..errors import InputError, MediaDecodeError
+from .ffmpeg import checked_path, ffmpeg_exe
 from .probe import probe_streams
 
 _RANK = {"first": 0, "scene": 1, "interval": 2}
@@ -66,7 +66,7 @@ def extract_keyframes(
     Raises :class:`MediaDecodeError` for unusable files and for input without a video stream,
     :class:`InputError` for bad arguments.
     """
-    checked = _checked_path(path)
+    checked = checked_path(path)
     if not (math.isfinite(every_s) and every_s > 0):
         raise InputError(f"every_s must be a positive number of seconds, got {every_s!r}")
     if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1:
@@ -272,7 +272,7 @@ def _iter_candidates(
     vf = ",".join(
         [_select_filter(every_s, scene_threshold), "metadata=mode=print", _scale_filter(max_side)]
     )
-    command = [_ffmpeg_exe(path), "-nostdin", "-hide_banner", "-nostats", "-v", "level+info"]
+    command = [ffmpeg_exe(path), "-nostdin", "-hide_banner", "-nostats", "-v", "level+info"]
     command += ["-i", str(path), "-map", "0:V:0", "-an", "-sn", "-dn", "-vf", vf]
     command += ["-fps_mode", "passthrough", "-f", "image2pipe", "-c:v", "ppm"]
     command += ["-pix_fmt", "rgb24", "-"]

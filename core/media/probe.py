@@ -24,9 +24,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..audio.decode import _checked_path, _ffmpeg_exe, _ffmpeg_problem
 from ..errors import MediaDecodeError
 from ..fileio import sha256_file
+from .ffmpeg import checked_path, ffmpeg_exe, ffmpeg_problem
 
 #: Metadata keys that may hold an ISO 6709 location string, in order of preference.
 GPS_KEYS = ("location", "location-eng", "com.apple.quicktime.location.iso6709")
@@ -163,7 +163,7 @@ def probe_media(path: str | os.PathLike[str]) -> MediaInfo:
     empty, not media, or cut before any stream can be read (an MP4 without its index); a file
     damaged further on is described, with ``damage`` set.
     """
-    checked = _checked_path(path)
+    checked = checked_path(path)
     parsed = probe_streams(checked)
     return media_info_from(parsed, checked, sha256_file(checked), checked.stat().st_size)
 
@@ -176,7 +176,7 @@ def probe_streams(path: Path) -> ProbeResult:
     after the header is not an error here (see :attr:`ProbeResult.damage`), unless the file
     holds no stream at all.
     """
-    command = [_ffmpeg_exe(path), "-nostdin", "-hide_banner", "-nostats", "-v", "level+info"]
+    command = [ffmpeg_exe(path), "-nostdin", "-hide_banner", "-nostats", "-v", "level+info"]
     command += ["-i", str(path), "-map", "0:v?", "-map", "0:a?", "-c", "copy", "-f", "null", "-"]
     try:
         result = subprocess.run(
@@ -194,7 +194,7 @@ def probe_streams(path: Path) -> ProbeResult:
     parsed = parse_ffmpeg_info(text)
     if parsed.container is None:
         lines = [line for line in text.splitlines() if line.strip()]
-        raise MediaDecodeError(f"{path}: {_ffmpeg_problem(lines, result.returncode, True)}")
+        raise MediaDecodeError(f"{path}: {ffmpeg_problem(lines, result.returncode, True)}")
     if parsed.damage is not None and not parsed.streams:
         raise MediaDecodeError(f"{path}: truncated or corrupt media data (ffmpeg: {parsed.damage})")
     return parsed

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..audio.decode import _ffmpeg_exe, _StderrLog
 from ..errors import InputError, MediaDecodeError
 from ..fileio import atomic_path
+from .ffmpeg import StderrLog, ffmpeg_exe
 from .probe import format_iso6709
 
 
@@ -50,7 +50,7 @@ def make_test_video(
         raise InputError(f"{out}: fps must be a positive number, got {fps!r}")
     metadata = _metadata(out, gps, creation_time, tags)
 
-    exe = _ffmpeg_exe(out)
+    exe = ffmpeg_exe(out)
     with tempfile.TemporaryDirectory(prefix="geoforensics-video-") as work:
         command = [exe, "-hide_banner", "-nostats", "-v", "error", "-y"]
         inputs = 0
@@ -149,7 +149,7 @@ def _run_writer(out: Path, command: list[str], pictures: list[np.ndarray] | None
     stdin = subprocess.PIPE if pictures is not None else subprocess.DEVNULL
     proc = subprocess.Popen(command, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert proc.stderr is not None
-    log = _StderrLog(proc.stderr)
+    log = StderrLog(proc.stderr)
     try:
         if pictures is not None:
             assert proc.stdin is not None

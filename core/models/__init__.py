@@ -1,8 +1,10 @@
 """Audio models: encoder registry, heads, the geolocator, reference checkpoints, pooling, inference.
 
-- :mod:`.encoders`: registered audio encoders (``mobilenet_v3_large``, ``mobilenet_v3_small``,
-  ``mobilenet_v3_small_128``, ``test_tiny``, and ``birdnet``: BirdNET's frozen 1,024-d
-  embeddings, for head-only training), :func:`create_encoder`, weights files;
+- :mod:`.encoders`: the audio encoder registry (:func:`create_encoder`, weights files) and the
+  registered encoders (``mobilenet_v3_large``, ``mobilenet_v3_small``,
+  ``mobilenet_v3_small_128``, ``test_tiny``; ``birdnet``: BirdNET's frozen 1,024-d embeddings,
+  for head-only training; ``clap`` and ``wav2clip`` from :mod:`.clap` and :mod:`.wav2clip`);
+- :mod:`.location`: the location encoders of Table 2 (GeoCLIP, SINR, SatCLIP) by name;
 - :mod:`.heads`: the paper's 2-layer MLP head;
 - :mod:`.geolocator`: :class:`AudioGeolocator` (AG-CLIP, regression, classification) with
   :class:`ModelConfig`, :func:`save_model` / :func:`load_model` (safetensors + JSON);
@@ -12,6 +14,11 @@
 """
 
 from __future__ import annotations
+
+# Every audio encoder module, imported here once: importing one registers its encoders, and this
+# package runs before any use of the registry (geoforensics.core.models.encoders.registry).
+from geoforensics.core.models import clap, wav2clip  # noqa: F401
+from geoforensics.core.models.encoders import birdnet, spectrogram  # noqa: F401
 
 from .encoders import (
     EncoderConfig,

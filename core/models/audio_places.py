@@ -108,7 +108,7 @@ class AudioPlaceOptions:
 
     def resolved_week(self) -> int:
         """``week``, else the week of ``date``, else year-round."""
-        from ..checklists import YEAR_ROUND, date_to_week
+        from geoforensics.core.species.checklists import YEAR_ROUND, date_to_week
 
         if self.week is not None:
             return int(self.week)
@@ -248,8 +248,8 @@ def audio_places(
     and no species heard leaves AG-CLIP alone (``info["species"]["note"]`` says so).
     """
     from ..geo.gallery import gallery_log_prior, gallery_prior_name
+    from ..geo.ranking import distinct_top_k, region_probability
     from ..species.fusion import agclip_temperature, fuse, log_normalise
-    from ..species.likelihood import distinct_top_k, region_probability
 
     options = options or AudioPlaceOptions()
     options.validate()

@@ -30,7 +30,7 @@ Weights: ``config.json`` (a ``clap_audio_model`` config, or a full ``clap`` conf
 ``audio_config`` is used) and ``model.safetensors`` (keys ``audio_model.*`` and
 ``audio_projection.*``; a full CLAP model's text keys are ignored). Pickled ``.bin`` weights are
 never loaded. The model is built from the config with transformers' classes and filled with
-:func:`geoforensics.core.models.encoders.read_state_dict`; nothing is downloaded.
+:func:`geoforensics.core.models.encoders.weights.read_state_dict`; nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -46,8 +46,22 @@ import numpy as np
 import torch
 from torch import nn
 
+from geoforensics.core.models.encoders.registry import (
+    EncoderConfig,
+    PrecomputedFeatures,
+    WaveformFeatureExtractor,
+    frontend_for,
+    register_encoder,
+    register_feature_extractor,
+)
+from geoforensics.core.models.encoders.weights import (
+    file_sha256,
+    read_state_dict,
+    state_dict_problems,
+)
+from geoforensics.core.models.threads import torch_threads
+
 from ..errors import InputError, WeightsNotFoundError
-from .encoders import state_dict_problems
 
 #: CLAP's sample rate (Hz).
 CLAP_SAMPLE_RATE = 48_000
@@ -241,8 +255,6 @@ def load_clap_audio_model(folder: str | os.PathLike[str]) -> nn.Module:
     ``folder/model.safetensors``, frozen, in eval mode."""
     from transformers import ClapAudioModelWithProjection
 
-    from .encoders import read_state_dict
-
     root = Path(folder)
     problems = clap_folder_problems(root)
     if problems:
@@ -351,8 +363,6 @@ def find_clap_weights() -> Path:
 
 def clap_identity() -> str:
     """``clap-`` + SHA-256 of the found CLAP weights (memoised per file), without loading them."""
-    from .taxabind import file_sha256
-
     return "clap-" + file_sha256(find_clap_weights() / "model.safetensors")[:16]
 
 
@@ -417,8 +427,6 @@ class ClapFeatures:
         return self._identity
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:
-        from .location_encoders import torch_threads
-
         self._refresh()
         inputs = [self.tower.inputs(window) for window in windows]
         features = torch.cat([f for f, _ in inputs])
@@ -426,3 +434,32 @@ class ClapFeatures:
         with torch_threads(self.num_threads), torch.inference_mode():
             out = self.tower.model(input_features=features, is_longer=longer).audio_embeds
         return torch.nn.functional.normalize(out.float(), dim=1).cpu().numpy()
+
+
+# ---------------------------------------------------------------------------------------------
+# the registered waveform-features encoder ``clap`` (paper Table 2a)
+
+
+@register_encoder(
+    "clap",
+    EncoderConfig(
+        "clap",
+        feature_dim=512,
+        image_size=1,
+        in_channels=1,
+        frontend="paper",
+        input_kind="waveform-features",
+        sample_rate=48_000,
+        description="LAION CLAP HTSAT audio tower, frozen: unit-norm 512-d audio embedding of "
+        "each 3 s window at 48 kHz (model input 10 s, repeat-padded; CLAP's own mel front-end); "
+        "weights: $GEOFORENSICS_CLAP or the Hugging Face cache (geoforensics weights download "
+        "clap)",
+    ),
+)
+def _clap(config: EncoderConfig) -> nn.Module:
+    return PrecomputedFeatures(config.feature_dim)
+
+
+@register_feature_extractor("clap", clap_identity)
+def _clap_features(num_threads: int) -> WaveformFeatureExtractor:
+    return ClapFeatures(num_threads, frontend_for("clap").window_samples)

@@ -45,6 +45,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from geoforensics.core.models.encoders.weights import check_state_dict, file_sha256, read_state_dict
+
 from ..errors import InputError, WeightsNotFoundError
 from .clap import ClapAudioTower, clap_folder_problems, hub_snapshot
 
@@ -169,8 +171,6 @@ class GeoCLAPSatEncoder(nn.Module):
 def load_sat_encoder(path: str | os.PathLike[str]) -> GeoCLAPSatEncoder:
     """GeoCLAP's satellite encoder from a weights file (layout in the module docstring), sized
     from the weight shapes; frozen, eval mode."""
-    from .encoders import check_state_dict, read_state_dict
-
     file = Path(path)
     raw = read_state_dict(file)
     state = {k.removeprefix("sat_encoder."): v for k, v in raw.items()}
@@ -240,7 +240,6 @@ class AerialTiles:
     def identity(self) -> str:
         """SHA-256 over tiles.csv and every image (resume checks)."""
         from ..fileio import sha256_arrays
-        from .taxabind import file_sha256
 
         digests = [file_sha256(self.folder / TILES_CSV), *(file_sha256(f) for f in self.files)]
         return sha256_arrays(extra="|".join(digests))

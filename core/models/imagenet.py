@@ -3,7 +3,8 @@
 
 The file is torchvision's own (``mobilenet_v3_large-8738ca79.pth``, ImageNet1K_V1, or
 ``-5c1a4163.pth``, V2): a plain state dict read with ``weights_only=True``; its ImageNet head
-``classifier.3`` is ignored by :class:`~geoforensics.core.models.encoders.MobileNetV3Encoder`.
+``classifier.3`` is ignored by
+:class:`~geoforensics.core.models.encoders.spectrogram.MobileNetV3Encoder`.
 Found at ``$GEOFORENSICS_IMAGENET_MOBILENET`` (a file) or in torch's hub cache
 (``$TORCH_HOME/hub/checkpoints``, where ``torchvision.models.mobilenet_v3_large(weights=...)``
 puts it); :func:`download_imagenet_mobilenet` fetches it with torch's downloader where the

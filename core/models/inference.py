@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from ..errors import GeoforensicsError, InputError
+from ..geo.ranking import softmax
 from .geolocator import AudioGeolocator
 from .pooling import POOLING_METHODS, TransformerPooling, pool_outputs
 
@@ -269,9 +270,7 @@ def _pool(
             name: value[0].float().cpu().numpy() for name, value in model.split_outputs(raw).items()
         }
     if model.kind == "classification":
-        logits = pooled["logits"].astype(np.float64)
-        probs = np.exp(logits - logits.max())
-        pooled["probs"] = (probs / probs.sum()).astype(np.float32)
+        pooled["probs"] = softmax(pooled["logits"]).astype(np.float32)
     return pooled
 
 

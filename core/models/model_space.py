@@ -24,9 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..errors import InputError, WeightsNotFoundError
-from .geolocator import ModelConfig, _read_config, model_files
-from .location_encoders import (
+from geoforensics.core.models.location import (
     LOCATION_ENCODERS,
     GeoCLIPEncoder,
     LocationEncoder,
@@ -35,6 +33,9 @@ from .location_encoders import (
     load_location_encoder_file,
     save_location_encoder,
 )
+
+from ..errors import InputError, WeightsNotFoundError
+from .geolocator import ModelConfig, _read_config, model_files
 
 if TYPE_CHECKING:
     from ..geo.gallery import Gallery

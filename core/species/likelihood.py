@@ -4,7 +4,8 @@ Input is a *range table*: an (G, S) array of presence probabilities of S species
 locations of a gallery (built by :func:`geoforensics.core.species.range_table.range_table`,
 for the recording's week when the date is known). Output is a log-likelihood per location
 (:func:`species_log_likelihood`) and, like a retrieval method's scores over the gallery, a
-probability map (:func:`score_map`) that metrics, maps, the bench and fusion use unchanged.
+probability map (``score_map`` of :mod:`geoforensics.core.geo.ranking`) that metrics, maps,
+the bench and fusion use unchanged.
 
 Why normalise per location. Range models extrapolate: BirdNET's range model gives many
 species a high presence in places with no data (open ocean, ice sheets), so the unnormalised
@@ -53,17 +54,18 @@ or all predicted species weighted by their probability: :func:`weights_from_prob
 
 From likelihood to places (:func:`locate_species`). The posterior over gallery points is
 the likelihood times a prior: on a regular latitude/longitude grid the cells shrink towards
-the poles, so a uniform prior over *cells* would favour high latitudes; :func:`area_log_prior`
-makes the prior uniform over *area* (cos latitude). Real recordings are made where people
-are, so on the same galleries a recording-effort prior (:mod:`geoforensics.core.geo.effort`:
-a smoothed population density, or a user's effort map) multiplies it; galleries made of
-recording places (train locations, GeoCLIP's photo places) already carry that bias and get
-neither prior by default. Places are then ranked by
-:func:`region_probability`, the posterior mass within ``radius_km`` of each candidate, which
-is the Bayes-optimal choice for "within R km" accuracy: a species heard in a vast range (the
-Yellow Warbler across North America) is placed in that range, not on the one small island
-where the range model's single highest value happens to lie (BirdNET's Galapagos
-population). :func:`distinct_top_k` lists places at least a radius apart.
+the poles, so a uniform prior over *cells* would favour high latitudes; the area prior makes
+it uniform over *area* (cos latitude). Real recordings are made where people are, so on the
+same galleries a recording-effort prior (:mod:`geoforensics.core.geo.effort`: a smoothed
+population density, or a user's effort map) multiplies it; galleries made of recording
+places (train locations, GeoCLIP's photo places) already carry that bias and get neither
+prior by default (both priors: :func:`geoforensics.core.geo.gallery.effort_gallery_log_prior`).
+Places are then ranked by their region mass (:mod:`geoforensics.core.geo.ranking`), the
+posterior mass within ``radius_km`` of each candidate, which is the Bayes-optimal choice for
+"within R km" accuracy: a species heard in a vast range (the Yellow Warbler across North
+America) is placed in that range, not on the one small island where the range model's
+single highest value happens to lie (BirdNET's Galapagos population). ``distinct_top_k``
+lists places at least a radius apart.
 
 Caveat: normalising makes species-poor places attractive. Where a range model extends a
 species over the open sea (few other species there), a lone species can still point at sea
@@ -74,14 +76,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..checklists import YEAR_ROUND, RangeModel, week_rows
+from geoforensics.core.species.checklists import YEAR_ROUND, RangeModel, week_rows
+
 from ..errors import InputError
-from ..geo.distance import check_coords, chord_of_km, unit_vectors
+from ..geo.gallery import effort_gallery_log_prior
+from ..geo.ranking import distinct_top_k, region_probability, score_map
+from .range_table import (
+    check_range_table,
+    checked_columns,
+    checked_rows,
+    location_totals,
+    table_row_chunks,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -106,67 +117,13 @@ AUTO_DETECTION_RANGE: tuple[float, float] = (1e-3, 0.5)
 DEFAULT_MIN_PROB: dict[str, float] = {"top1": 0.0, "weighted": 0.1, "threshold": 0.1}
 #: Radius (km) of the region whose posterior mass ranks places (about a country's scale).
 DEFAULT_RADIUS_KM = 500.0
-#: Table entries handled per chunk when a statistic needs every column (~16 MB of float32).
-_CHUNK_ENTRIES = 1 << 22
-
-
-def _check_table(table: ArrayLike) -> np.ndarray:
-    array = np.asarray(table)
-    if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
-        raise InputError(
-            f"range table: expected a non-empty 2-D (locations, species) array, got {array.shape}"
-        )
-    if not np.issubdtype(array.dtype, np.floating):
-        array = array.astype(np.float32)
-    return array
-
-
-def _row_chunks(table: np.ndarray) -> list[slice]:
-    rows = max(1, _CHUNK_ENTRIES // table.shape[1])
-    return [slice(a, min(a + rows, table.shape[0])) for a in range(0, table.shape[0], rows)]
-
-
-def _checked_block(block: np.ndarray, first_row: int) -> np.ndarray:
-    """A float64 copy of table rows, refusing NaN/inf and negative presence."""
-    values = block.astype(np.float64)
-    bad = ~np.isfinite(values) | (values < 0)
-    if bad.any():
-        row, col = (int(i) for i in np.argwhere(bad)[0])
-        raise InputError(
-            f"range table: entry ({first_row + row}, {col}) is {values[row, col]}; presence "
-            "must be a finite number >= 0"
-        )
-    return values
-
-
-def _checked_columns(table: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """A float64 copy of the table's columns ``idx``, refusing bad entries (named by their
-    row and table column)."""
-    values = table[:, idx].astype(np.float64)
-    bad = ~np.isfinite(values) | (values < 0)
-    if bad.any():
-        row, col = (int(i) for i in np.argwhere(bad)[0])
-        raise InputError(
-            f"range table: entry ({row}, {int(idx[col])}) is {values[row, col]}; presence "
-            "must be a finite number >= 0"
-        )
-    return values
-
-
-def location_totals(table: ArrayLike) -> np.ndarray:
-    """``T(x)``: the summed presence of all species at each location, (G,) float64."""
-    array = _check_table(table)
-    out = np.empty(array.shape[0], dtype=np.float64)
-    for rows in _row_chunks(array):
-        out[rows] = _checked_block(array[rows], rows.start).sum(axis=1)
-    return out
 
 
 def _absence_base(table: np.ndarray, detection: float) -> np.ndarray:
     """``Σ_s log(1 - d·p(x, s))`` per location: every species present but not heard."""
     out = np.empty(table.shape[0], dtype=np.float64)
-    for rows in _row_chunks(table):
-        values = np.clip(_checked_block(table[rows], rows.start), 0.0, 1.0)
+    for rows in table_row_chunks(table):
+        values = np.clip(checked_rows(table[rows], rows.start), 0.0, 1.0)
         out[rows] = np.log1p(-detection * values).sum(axis=1)
     return out
 
@@ -235,7 +192,7 @@ class SpeciesLikelihood:
     _absent: dict[float, np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.table = _check_table(self.table)
+        self.table = check_range_table(self.table)
         if self.model not in LIKELIHOOD_MODELS:
             raise InputError(
                 f"likelihood model {self.model!r}: choose one of {', '.join(LIKELIHOOD_MODELS)}"
@@ -293,7 +250,7 @@ class SpeciesLikelihood:
     ) -> np.ndarray:
         """(G,) float64 log-likelihood of the species (weights default to 1) at each location."""
         idx, w = _check_species(species_idx, weights, self.n_species)
-        columns = _checked_columns(self.table, idx)
+        columns = checked_columns(self.table, idx)
         return self._score(columns, idx, w)
 
     def _log_denominator(self) -> np.ndarray:
@@ -337,7 +294,7 @@ def columns_log_likelihood(
     """``draw`` / ``focal`` log-likelihood (G,) from the heard species' columns (G, n) and
     the per-place totals ``T(x)`` (an array, or a callable giving it; used only when some
     species is a draw)."""
-    values = _checked_block(np.asarray(columns), 0)
+    values = checked_rows(np.asarray(columns), 0)
     w = np.asarray(weights, dtype=np.float64)
     log_p = np.log(values + eps) @ w
     draws = draws_of(w, model)
@@ -366,7 +323,7 @@ def species_log_likelihood(
     statistic).
     """
     scorer = SpeciesLikelihood(
-        _check_table(table), model=model, eps=eps, background=background, detection=detection
+        check_range_table(table), model=model, eps=eps, background=background, detection=detection
     )
     return scorer.log_likelihood(species_idx, weights)
 
@@ -379,41 +336,9 @@ def naive_range_sum(
     Kept to show (tests, ablations) why it fails: it prefers places where range models list
     many species at once, not places where the observed species are typical.
     """
-    array = _check_table(table)
+    array = check_range_table(table)
     idx, w = _check_species(species_idx, weights, array.shape[1])
-    return np.asarray(_checked_block(array[:, idx], 0) @ w, dtype=np.float64)
-
-
-def score_map(log_lik: ArrayLike, temperature: float = 1.0) -> np.ndarray:
-    """Probabilities over the gallery (sum 1): ``softmax(log_lik / temperature)``, float64.
-
-    ``-inf`` marks an impossible location (probability 0); NaN is refused.
-    """
-    values = np.asarray(log_lik, dtype=np.float64)
-    if values.ndim != 1 or values.size == 0:
-        raise InputError(f"score map: expected a non-empty 1-D score vector, got {values.shape}")
-    if not np.isfinite(temperature) or temperature <= 0:
-        raise InputError(f"score map temperature {temperature}: must be a positive number")
-    if np.isnan(values).any() or np.isposinf(values).any():
-        raise InputError("score map: scores contain NaN or +inf")
-    top = values.max()
-    if not np.isfinite(top):
-        raise InputError("score map: every location has zero likelihood (all scores -inf)")
-    probs = np.exp((values - top) / temperature)
-    return probs / probs.sum()
-
-
-def top_k(scores: ArrayLike, k: int) -> np.ndarray:
-    """Indices of the ``k`` highest scores, best first (ties: lower index first)."""
-    values = np.asarray(scores, dtype=np.float64)
-    if values.ndim != 1 or values.size == 0:
-        raise InputError(f"top-k: expected a non-empty 1-D score vector, got {values.shape}")
-    if k < 1:
-        raise InputError(f"top-k: k must be >= 1, got {k}")
-    k = min(int(k), values.size)
-    key = np.where(np.isnan(values), -np.inf, values)
-    part = np.argpartition(-key, k - 1)[:k]
-    return part[np.lexsort((part, -key[part]))]
+    return np.asarray(checked_rows(array[:, idx], 0) @ w, dtype=np.float64)
 
 
 def weights_from_probs(
@@ -478,8 +403,8 @@ def week_prior(
     A blend keeps species seen just outside their modelled season (early migrants, a slightly
     wrong date) from ruling a place out. Returns float32 (G, S).
     """
-    year = _check_table(year_table)
-    week = _check_table(week_table)
+    year = check_range_table(year_table)
+    week = check_range_table(week_table)
     if year.shape != week.shape:
         raise InputError(f"week prior: tables differ in shape ({year.shape} vs {week.shape})")
     if not np.isfinite(week_weight) or not 0.0 <= week_weight <= 1.0:
@@ -490,126 +415,6 @@ def week_prior(
 
 
 # ------------------------------------------------------------------- from scores to places
-
-
-def area_log_prior(coords: ArrayLike) -> np.ndarray:
-    """(G,) log of each point's share of area on a regular lat/lon grid: log cos(latitude)
-    (:func:`geoforensics.core.geo.gallery.area_log_prior`, the one definition)."""
-    from ..geo.gallery import area_log_prior as geo_area_log_prior
-
-    return geo_area_log_prior(coords)
-
-
-def region_probability(
-    probs: ArrayLike, coords: ArrayLike, radius_km: float, chunk: int = 2048
-) -> np.ndarray:
-    """(G,) posterior mass within ``radius_km`` (great circle) of each gallery point.
-
-    ``probs`` (G,) are probabilities over the gallery points ``coords`` (G, 2). The value at
-    a point is the probability that the true location lies within the radius of it; ranking
-    by it maximises the expected accuracy at that radius. ``radius_km`` 0 returns ``probs``.
-    The neighbour structure is kept per process (:func:`_region_matrix`).
-    """
-    values = np.asarray(probs, dtype=np.float64)
-    points = check_coords(coords, "region probability coordinates")
-    if values.shape != (len(points),):
-        raise InputError(
-            f"region probability: {values.shape} probabilities for {len(points)} locations"
-        )
-    if not np.isfinite(radius_km) or radius_km < 0:
-        raise InputError(f"region radius {radius_km} km: must be a number >= 0")
-    if radius_km == 0:
-        return values.copy()
-    return np.asarray(_region_matrix(points, float(radius_km), chunk) @ values, dtype=np.float64)
-
-
-_REGION_MATRICES: dict[tuple[str, float], Any] = {}
-#: Galleries at least this large keep their neighbour matrix on disk (``cache_dir("regions")``).
-_REGION_CACHE_POINTS = 5000
-
-
-def _region_matrix(points: np.ndarray, radius_km: float, chunk: int = 2048) -> Any:
-    """Sparse (G, G) 0/1 matrix: 1 where two points are within ``radius_km`` (self
-    included). Kept per process for the last few (coordinates, radius) pairs, and on disk
-    (keyed by the coordinates' hash and the radius) for large galleries, so ranking pays the
-    neighbour search once."""
-    from scipy.sparse import csr_matrix
-    from scipy.spatial import cKDTree
-
-    from ..fileio import save_npy_atomic, sha256_arrays
-    from ..paths import cache_dir
-
-    key = (sha256_arrays(np.ascontiguousarray(points, dtype=np.float64)), radius_km)
-    found = _REGION_MATRICES.get(key)
-    if found is not None:
-        return found
-    n = len(points)
-    file = cache_dir("regions") / f"{key[0][:32]}-{radius_km!r}km.npy"
-    if n >= _REGION_CACHE_POINTS and file.is_file():
-        try:  # [indptr (G + 1), indices] of the 0/1 matrix, int32
-            flat = np.load(file, allow_pickle=False)
-            indptr, indices = flat[: n + 1].astype(np.int64), flat[n + 1 :]
-            if indptr[0] == 0 and indptr[-1] == len(indices) and np.all(np.diff(indptr) >= 1):
-                if len(indices) == 0 or (indices.min() >= 0 and indices.max() < n):
-                    matrix = csr_matrix((np.ones(len(indices)), indices, indptr), shape=(n, n))
-                    _remember_region(key, matrix)
-                    return matrix
-        except (OSError, ValueError):
-            pass
-    xyz = unit_vectors(points)
-    tree = cKDTree(xyz)
-    reach = chord_of_km(radius_km) * (1.0 + 1e-12)
-    rows_all, cols_all = [], []
-    for start in range(0, len(points), chunk):
-        stop = min(len(points), start + chunk)
-        pairs = cKDTree(xyz[start:stop]).sparse_distance_matrix(tree, reach, output_type="ndarray")
-        rows_all.append(pairs["i"].astype(np.int64) + start)
-        cols_all.append(pairs["j"].astype(np.int64))
-    # every point is within reach of itself (added in case a zero distance was dropped)
-    rows = np.concatenate([*rows_all, np.arange(len(points))])
-    cols = np.concatenate([*cols_all, np.arange(len(points))])
-    matrix = csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(points), len(points)))
-    matrix.sum_duplicates()
-    matrix.data[:] = 1.0
-    if n >= _REGION_CACHE_POINTS and matrix.nnz < 2**31 - 1:
-        flat = np.concatenate([matrix.indptr, matrix.indices]).astype(np.int32)
-        save_npy_atomic(file, flat)
-    _remember_region(key, matrix)
-    return matrix
-
-
-def _remember_region(key: tuple[str, float], matrix: Any) -> None:
-    if len(_REGION_MATRICES) >= 4:
-        _REGION_MATRICES.pop(next(iter(_REGION_MATRICES)))
-    _REGION_MATRICES[key] = matrix
-
-
-def distinct_top_k(
-    scores: ArrayLike, coords: ArrayLike, k: int, min_separation_km: float = 0.0
-) -> np.ndarray:
-    """Indices of up to ``k`` best-scoring points, each at least ``min_separation_km`` from
-    every better one (greedy non-maximum suppression); plain :func:`top_k` when 0."""
-    values = np.asarray(scores, dtype=np.float64)
-    points = check_coords(coords, "top-k coordinates")
-    if values.shape != (len(points),):
-        raise InputError(f"top-k: {values.shape} scores for {len(points)} locations")
-    if not np.isfinite(min_separation_km) or min_separation_km < 0:
-        raise InputError(f"top-k separation {min_separation_km} km: must be a number >= 0")
-    if min_separation_km == 0:
-        return top_k(values, k)
-    if k < 1:
-        raise InputError(f"top-k: k must be >= 1, got {k}")
-    order = top_k(values, values.size)
-    xyz = unit_vectors(points)
-    reach = chord_of_km(min_separation_km)
-    chosen: list[int] = []
-    for i in order:
-        if chosen and np.min(np.linalg.norm(xyz[chosen] - xyz[i], axis=1)) < reach:
-            continue
-        chosen.append(int(i))
-        if len(chosen) == k:
-            break
-    return np.array(chosen, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -635,44 +440,6 @@ class SpeciesLocation:
     weights: np.ndarray
     area_prior: bool
     effort_prior: str | None = None
-
-
-def _is_regular_grid(gallery: Gallery) -> bool:
-    from ..geo.gallery import is_regular_grid
-
-    return is_regular_grid(gallery)
-
-
-def gallery_log_prior(
-    gallery: Gallery,
-    area_prior: bool | None = None,
-    effort: str | Path | EffortPoints | None = "auto",
-    effort_strength: float | None = None,
-) -> tuple[np.ndarray, bool, str | None]:
-    """(G,) log prior over a gallery's points, whether the area prior is on, the effort name.
-
-    ``area_prior`` None: on for regular grid / land galleries. ``effort`` ``auto``: the
-    population effort prior on those galleries (unless ``area_prior`` is False) and none on
-    others (galleries of recording places already carry the effort bias); ``population``,
-    ``none`` (or None), a .csv/.npy effort map, or
-    :class:`~geoforensics.core.geo.effort.EffortPoints`.
-    ``effort_strength`` None: :data:`~geoforensics.core.geo.effort.DEFAULT_STRENGTH`.
-    """
-    from ..geo.effort import DEFAULT_EFFORT, DEFAULT_STRENGTH, effort_log_prior, resolve_effort
-
-    coords = gallery.coords
-    regular = _is_regular_grid(gallery)
-    use_area = regular if area_prior is None else bool(area_prior)
-    log_prior = area_log_prior(coords) if use_area else np.zeros(len(coords))
-    source = effort
-    if isinstance(source, str) and source.strip().lower() == "auto":
-        source = DEFAULT_EFFORT if regular and area_prior is not False else None
-    points = resolve_effort(source)
-    strength = DEFAULT_STRENGTH if effort_strength is None else float(effort_strength)
-    if points is None or strength == 0:
-        return log_prior, use_area, None
-    log_prior = log_prior + effort_log_prior(coords, points, strength=strength)
-    return log_prior, use_area, points.name
 
 
 def _fast_log_likelihood(
@@ -784,7 +551,7 @@ def locate_species(
                 year = range_table(range_model, coords, None, progress=progress)
                 table = week_prior(year, table, week_weight)
         log_lik = SpeciesLikelihood(table, model=model).log_likelihood(species_idx, species_w)
-    log_prior, use_area, effort_name = gallery_log_prior(
+    log_prior, use_area, effort_name = effort_gallery_log_prior(
         gallery, area_prior, effort, effort_strength
     )
     probs = score_map(log_lik + log_prior)
@@ -818,18 +585,12 @@ __all__ = [
     "SpeciesLikelihood",
     "SpeciesLocation",
     "SpeciesWeights",
-    "area_log_prior",
     "columns_log_likelihood",
-    "distinct_top_k",
     "draws_of",
-    "gallery_log_prior",
     "locate_species",
     "location_totals",
     "naive_range_sum",
-    "region_probability",
-    "score_map",
     "species_log_likelihood",
-    "top_k",
     "week_prior",
     "weights_from_probs",
     "weights_from_species",

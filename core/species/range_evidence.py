@@ -34,11 +34,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..checklists import YEAR_ROUND, RangeModel
+from geoforensics.core.species.checklists import YEAR_ROUND, RangeModel
+
 from ..errors import InputError, WeightsNotFoundError
 from ..fileio import load_keyed_npy, save_keyed_npy, sha256_arrays
 from ..geo.distance import check_coords
 from ..paths import cache_dir
+from .range_table import location_totals, model_identity, range_table, to_table_dtype
 
 _TOTALS_FORMAT = "geoforensics-range-totals-v1"
 #: Places per chunk of the all-species pass (6,522 float32 outputs each: ~27 MB a chunk).
@@ -245,8 +247,6 @@ class RangeEvidence:
 
 
 def _totals_files(model: RangeModel, points: np.ndarray, week: int) -> tuple[Path, Path, dict]:
-    from .range_table import model_identity
-
     info = {
         "format": _TOTALS_FORMAT,
         "model": model_identity(model),
@@ -282,9 +282,6 @@ def range_totals(
     if mlp is not None:
         totals = mlp.totals_at(points, week)
     else:
-        from .likelihood import location_totals
-        from .range_table import range_table
-
         table = range_table(model, points, None if week == YEAR_ROUND else week, cache=cache)
         totals = location_totals(table)
     if cache:
@@ -305,8 +302,6 @@ def range_evidence(
     BirdNET: from the weights (:class:`BirdNETRangeMLP`), no full table; other models: from
     their cached full table.
     """
-    from .range_table import _to_table_dtype, range_table
-
     points = check_coords(coords, "range evidence coordinates")
     idx = np.asarray(species_idx, dtype=np.int64).reshape(-1)
     week = int(week)
@@ -315,7 +310,7 @@ def range_evidence(
         table = range_table(model, points, None if week == YEAR_ROUND else week, cache=cache)
         columns = table[:, idx]
     else:
-        columns = _to_table_dtype(mlp.columns_at(points, week, idx))
+        columns = to_table_dtype(mlp.columns_at(points, week, idx))
     totals = range_totals(model, points, week, cache=cache) if need_totals else None
     return RangeEvidence(columns=columns, totals=totals, n_species=len(model.species))
 

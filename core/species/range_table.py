@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..checklists import YEAR_ROUND, RangeModel, week_rows
+from geoforensics.core.species.checklists import YEAR_ROUND, RangeModel, week_rows
+
 from ..errors import InputError
 from ..fileio import load_keyed_npy, save_keyed_npy, sha256_arrays
 from ..geo.distance import check_coords
@@ -33,6 +34,64 @@ TABLE_DTYPE = np.float16
 _FORMAT = "geoforensics-range-table-v1"
 
 WeekArg = ArrayLike | None
+
+
+#: Table entries handled per chunk when a statistic needs every column (~16 MB of float32).
+CHUNK_ENTRIES = 1 << 22
+
+
+def check_range_table(table: ArrayLike) -> np.ndarray:
+    """A (locations, species) range table as a float array; a one-line error otherwise."""
+    array = np.asarray(table)
+    if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
+        raise InputError(
+            f"range table: expected a non-empty 2-D (locations, species) array, got {array.shape}"
+        )
+    if not np.issubdtype(array.dtype, np.floating):
+        array = array.astype(np.float32)
+    return array
+
+
+def table_row_chunks(table: np.ndarray) -> list[slice]:
+    """Row slices of about :data:`CHUNK_ENTRIES` entries each."""
+    rows = max(1, CHUNK_ENTRIES // table.shape[1])
+    return [slice(a, min(a + rows, table.shape[0])) for a in range(0, table.shape[0], rows)]
+
+
+def checked_rows(block: np.ndarray, first_row: int) -> np.ndarray:
+    """A float64 copy of table rows, refusing NaN/inf and negative presence."""
+    values = block.astype(np.float64)
+    bad = ~np.isfinite(values) | (values < 0)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise InputError(
+            f"range table: entry ({first_row + row}, {col}) is {values[row, col]}; presence "
+            "must be a finite number >= 0"
+        )
+    return values
+
+
+def checked_columns(table: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """A float64 copy of the table's columns ``idx``, refusing bad entries (named by their
+    row and table column)."""
+    values = table[:, idx].astype(np.float64)
+    bad = ~np.isfinite(values) | (values < 0)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise InputError(
+            f"range table: entry ({row}, {int(idx[col])}) is {values[row, col]}; presence "
+            "must be a finite number >= 0"
+        )
+    return values
+
+
+def location_totals(table: ArrayLike) -> np.ndarray:
+    """``T(x)``: the summed presence of all species at each location, (G,) float64."""
+    array = check_range_table(table)
+    out = np.empty(array.shape[0], dtype=np.float64)
+    for rows in table_row_chunks(array):
+        out[rows] = checked_rows(array[rows], rows.start).sum(axis=1)
+    return out
 
 
 def model_identity(model: RangeModel) -> str:
@@ -105,7 +164,7 @@ def _checked(presence: ArrayLike, n: int, n_species: int) -> np.ndarray:
 _NUMPY_HALF_LIMIT = 1 << 20
 
 
-def _to_table_dtype(presence: np.ndarray) -> np.ndarray:
+def to_table_dtype(presence: np.ndarray) -> np.ndarray:
     """float32 -> float16 clipped to [0, 1].
 
     torch's conversion is used because numpy's is ~10x slower on values that are float16
@@ -144,7 +203,7 @@ def _build(
                 None if weeks is None else weeks[start:stop],
                 n_species,
             )
-            table[start:stop] = _to_table_dtype(chunk)
+            table[start:stop] = to_table_dtype(chunk)
             bar.update(stop - start)
     return table
 
@@ -252,10 +311,17 @@ def compare_speed(
 
 
 __all__ = [
+    "CHUNK_ENTRIES",
     "TABLE_DTYPE",
+    "check_range_table",
+    "checked_columns",
+    "checked_rows",
     "compare_speed",
+    "location_totals",
     "model_identity",
     "range_table",
     "range_table_files",
     "range_table_unbatched",
+    "table_row_chunks",
+    "to_table_dtype",
 ]

@@ -1,6 +1,6 @@
 """Range models behind one interface: BirdNET's range model, SINR, the synthetic truth.
 
-Every model here is a :class:`~geoforensics.core.checklists.RangeModel`: ``species``
+Every model here is a :class:`~geoforensics.core.species.checklists.RangeModel`: ``species``
 (scientific names, one per column) and ``presence(lat, lon, week=None) -> (N, S)`` float32
 presence probabilities, plus an ``identity`` string (a content hash of its weights) that
 keys cached range tables (:mod:`.range_table`).
@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..checklists import YEAR_ROUND, RangeModel, week_rows
+from geoforensics.core.species.checklists import YEAR_ROUND, RangeModel, week_rows
+
 from ..errors import InputError, WeightsNotFoundError
 from ..fileio import sha256_arrays, sha256_file
 from .birdnet_files import birdnet_file, birdnet_labels, interpreter
@@ -212,7 +213,7 @@ class SINRRangeModel:
     """A SINR range model from a checkpoint; presence = sigmoid(presence_logits).
 
     ``checkpoint``: a public SINR checkpoint (``{'params', 'state_dict'}``) or a SINR encoder
-    saved by :func:`~geoforensics.core.models.location_encoders.save_location_encoder`.
+    saved by :func:`~geoforensics.core.models.location.save_location_encoder`.
     Species names, in order of preference: ``species_names`` (a list, or a text file: one
     name per line, or ``TAXON_ID,NAME`` lines mapped through ``class_to_taxa``), names in the
     checkpoint (``params['species']`` / ``class_names`` / ..., or the saved encoder's
@@ -228,7 +229,7 @@ class SINRRangeModel:
     ) -> None:
         import torch
 
-        from ..models.location_encoders import (
+        from geoforensics.core.models.location import (
             SINREncoder,
             create_location_encoder,
         )

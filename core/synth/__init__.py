@@ -5,7 +5,6 @@ writes a synthetic natural-sound world in the real formats, with its true range 
 it (:class:`SyntheticRangeModel`). Everything it writes is labelled SYNTHETIC.
 """
 
-from .places import LandGrid, load_land_grid
 from .ranges import (
     PRESENCE_THRESHOLD,
     WEEKS,
@@ -36,7 +35,6 @@ __all__ = [
     "WEEKS",
     "CallParams",
     "GenerationReport",
-    "LandGrid",
     "Species",
     "SpeciesRange",
     "SyntheticRangeModel",
@@ -47,7 +45,6 @@ __all__ = [
     "date_to_week",
     "generate_world",
     "get_config",
-    "load_land_grid",
     "render_phrase",
     "render_recording",
     "world_statistics",

@@ -28,11 +28,12 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..checklists import WEEKS_PER_YEAR, week_rows
+from geoforensics.core.species.checklists import WEEKS_PER_YEAR, week_rows
+
 from ..errors import DatasetNotFoundError, InputError
 from ..fileio import atomic_path
 from ..geo.distance import haversine_pairwise_np
-from .places import GRID_COLS, GRID_ROWS, LandGrid, destination, grid_index, random_land_points
+from ..geo.land import GRID_COLS, GRID_ROWS, LandGrid, destination, grid_index, random_land_points
 from .species import Species
 
 #: A species can occur in a recording only where its presence is at least this (the checklist

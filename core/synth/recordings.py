@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import GeoforensicsError
-from .places import Ambience, LandGrid, PopulationCentres, destination, sample_ambience
+from ..geo.land import LandGrid, destination
+from .places import Ambience, PopulationCentres, sample_ambience
 from .ranges import PRESENCE_THRESHOLD, WEEKS, SyntheticRangeModel
 from .species import Species, activity_level
 

@@ -423,25 +423,3 @@ def species_to_dict(species: Species) -> dict[str, Any]:
         "activity": species.activity,
         "abundance": species.abundance,
     }
-
-
-def species_from_dict(data: dict[str, Any]) -> Species:
-    """Inverse of :func:`species_to_dict` (range and seasonality keys are ignored)."""
-    tax = data["taxonomy"]
-    return Species(
-        index=int(data["index"]),
-        category_id=int(data["category_id"]),
-        scientific_name=str(data["scientific_name"]),
-        common_name=str(data["common_name"]),
-        supercategory=str(tax["supercategory"]),
-        kingdom=str(tax["kingdom"]),
-        phylum=str(tax["phylum"]),
-        taxon_class=str(tax["class"]),
-        order=str(tax["order"]),
-        family=str(tax["family"]),
-        genus=str(tax["genus"]),
-        specific_epithet=str(tax["specific_epithet"]),
-        call=CallParams.from_dict(data["call"]),
-        activity=str(data["activity"]),
-        abundance=float(data["abundance"]),
-    )

@@ -21,7 +21,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..geo.distance import EARTH_RADIUS_KM
-from .places import LandGrid, PopulationCentres, load_land_grid
+from ..geo.land import LandGrid, load_land_grid
+from .places import PopulationCentres
 from .ranges import PRESENCE_THRESHOLD, SpeciesRange, SyntheticRangeModel, make_ranges
 from .recordings import (
     SPLITS,

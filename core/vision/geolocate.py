@@ -114,10 +114,9 @@ def _index_for_spec(spec: str) -> tuple[Gallery, RetrievalIndex]:
 
 
 def _index_for_gallery(gallery: Gallery) -> tuple[Gallery, RetrievalIndex]:
-    from ..geoclip.embeddings import cached_gallery_embeddings
-    from ..geoclip.retrieval import RetrievalIndex
+    from ..geoclip.embeddings import geoclip_gallery_index
 
-    return gallery, RetrievalIndex(gallery.coords, cached_gallery_embeddings(gallery))
+    return gallery, geoclip_gallery_index(gallery, progress=None)
 
 
 def gallery_index(gallery: str | Gallery = DEFAULT_GALLERY) -> tuple[Gallery, RetrievalIndex]:

@@ -25,7 +25,7 @@ gallery location (cosine similarity, top-1).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,12 +35,17 @@ import torch.nn.functional as F
 from geoforensics.core.errors import InputError
 from geoforensics.core.geo.distance import check_coords
 from geoforensics.core.models import ModelConfig
+from geoforensics.train.config import LossConfig, OptimConfig, TrainConfig
+from geoforensics.train.datamodule import GeoDataModule
+from geoforensics.train.methods import register_method
+from geoforensics.train.range_pretraining import create_or_pretrain_location_encoder
+from geoforensics.train.tasks.base import (
+    GeoTask,
+    LocationTarget,
+    model_config_for,
+    pretrained_weights,
+)
 
-from ..config import LossConfig, OptimConfig
-from .base import GeoTask
-
-#: A location encoder: (B, 2) lat/lon degrees -> (B, D) embeddings.
-LocationTarget = Callable[[torch.Tensor], torch.Tensor]
 #: Rows per batch when embedding locations.
 EMBED_BATCH = 4096
 
@@ -50,13 +55,12 @@ def create_location_target(
 ) -> LocationTarget | None:
     """The frozen location encoder called ``name``; ``None`` stands for GeoCLIP's wheel weights
     (the default, whose embeddings :func:`location_embeddings` caches on disk). Other names and
-    checkpoints go to :func:`geoforensics.core.models.location_encoders.create_location_encoder`
+    checkpoints go to
+    :func:`geoforensics.train.range_pretraining.create_or_pretrain_location_encoder`
     (``range_model`` lets it pretrain ``sinr``/``satclip`` when no checkpoint is given)."""
     if name == "geoclip" and checkpoint is None:
         return None
-    from geoforensics.core.models.location_encoders import create_location_encoder
-
-    encoder = create_location_encoder(
+    encoder = create_or_pretrain_location_encoder(
         name, checkpoint=checkpoint, range_model=None if name == "geoclip" else range_model
     )
     encoder.requires_grad_(False).eval()
@@ -209,3 +213,31 @@ class AGCLIPTask(GeoTask):
     def export_extra(self) -> dict[str, Any]:
         """Settings saved with the exported model."""
         return {"temperature": self.temperature}
+
+
+@register_method("agclip", model_kind="agclip")
+def build_agclip_task(
+    config: TrainConfig, datamodule: GeoDataModule, location_target: LocationTarget | None = None
+) -> AGCLIPTask:
+    """AG-CLIP's task: the frozen ``location_target`` (default: the config's location encoder,
+    pretrained on the data's range model when it needs one) and the configured galleries."""
+    target = location_target
+    if target is None:
+        target = create_location_target(
+            config.model.location_encoder,
+            range_model=datamodule.range_model,
+            checkpoint=config.model.location_encoder_checkpoint,
+        )
+    embed_dim = 512
+    if target is not None:
+        embed_dim = int(location_embeddings(datamodule.train_coords[:1], target).shape[1])
+    model_config = model_config_for(config, datamodule.n_species, embed_dim)
+    return AGCLIPTask(
+        model_config,
+        train_coords=datamodule.train_coords,
+        gallery=gallery_coords(config.eval.gallery, datamodule.train_coords),
+        optim=config.optim,
+        loss=config.loss,
+        location_target=target,
+        encoder_weights=pretrained_weights(config),
+    )

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,10 +33,13 @@ import numpy as np
 import torch
 
 from geoforensics.core.geo.metrics import ACCURACY_THRESHOLDS_KM, GeoMetrics, geolocation_metrics
-from geoforensics.core.models import AudioGeolocator, ModelConfig
+from geoforensics.core.models import AudioGeolocator, ModelConfig, frontend_for, get_encoder_config
+from geoforensics.train.config import LossConfig, OptimConfig, TrainConfig
+from geoforensics.train.schedule import PaperSchedule, paper_scheduler
 
-from ..config import LossConfig, OptimConfig
-from ..schedule import PaperSchedule, paper_scheduler
+#: AG-CLIP's frozen location encoder, an argument of every task builder: (B, 2) lat/lon degrees
+#: -> (B, D) embeddings.
+LocationTarget = Callable[[torch.Tensor], torch.Tensor]
 
 #: Checkpoint key holding the per-validation metric history (plain floats).
 HISTORY_KEY = "geoforensics_history"
@@ -54,6 +57,27 @@ class EvalResult:
     targets: np.ndarray
     windows: np.ndarray
     metrics: GeoMetrics
+
+
+def model_config_for(config: TrainConfig, n_species: int, embed_dim: int = 512) -> ModelConfig:
+    """The :class:`ModelConfig` a training config trains (front-end = the encoder's preset at
+    its image size)."""
+    encoder = get_encoder_config(config.model.encoder)
+    return ModelConfig(
+        kind=config.model_kind,
+        encoder=config.model.encoder,
+        n_species=n_species if config.model_kind == "agclip" else 0,
+        embed_dim=embed_dim,
+        h3_resolution=config.model.h3_res,
+        frontend=frontend_for(encoder).to_dict(),
+        hidden=config.model.hidden,
+        extra={"method": config.method},
+    )
+
+
+def pretrained_weights(config: TrainConfig) -> str | None:
+    """The encoder weights file a run starts from (``model.pretrained``), as a string."""
+    return str(config.model.pretrained) if config.model.pretrained is not None else None
 
 
 def metric_names(prefix: str) -> list[str]:

@@ -23,9 +23,15 @@ import torch.nn.functional as F
 from geoforensics.core.errors import InputError
 from geoforensics.core.geo.h3cells import cell_centers, latlng_to_cell_index, num_cells
 from geoforensics.core.models import ModelConfig
-
-from ..config import LossConfig, OptimConfig
-from .base import GeoTask
+from geoforensics.train.config import LossConfig, OptimConfig, TrainConfig
+from geoforensics.train.datamodule import GeoDataModule
+from geoforensics.train.methods import register_method
+from geoforensics.train.tasks.base import (
+    GeoTask,
+    LocationTarget,
+    model_config_for,
+    pretrained_weights,
+)
 
 
 class ClassificationTask(GeoTask):
@@ -76,3 +82,16 @@ class ClassificationTask(GeoTask):
         """((R,) recording positions, (R, C) mean window probabilities) over a loader."""
         result = self.evaluate(loader, n_recordings, prefix="probabilities", transfer=transfer)
         return result.recordings, result.pooled
+
+
+@register_method("classification", model_kind="classification")
+def build_classification_task(
+    config: TrainConfig, datamodule: GeoDataModule, location_target: LocationTarget | None = None
+) -> ClassificationTask:
+    """H3 geocell classification at ``model.h3_res`` (``location_target`` is not used)."""
+    return ClassificationTask(
+        model_config_for(config, 0),
+        optim=config.optim,
+        loss=config.loss,
+        encoder_weights=pretrained_weights(config),
+    )

@@ -27,9 +27,15 @@ import torch.nn.functional as F
 from geoforensics.core.errors import InputError
 from geoforensics.core.geo.distance import EARTH_RADIUS_KM, haversine_torch
 from geoforensics.core.models import ModelConfig, denormalize_latlon, normalize_latlon
-
-from ..config import LossConfig, OptimConfig
-from .base import GeoTask
+from geoforensics.train.config import LossConfig, OptimConfig, TrainConfig
+from geoforensics.train.datamodule import GeoDataModule
+from geoforensics.train.methods import register_method
+from geoforensics.train.tasks.base import (
+    GeoTask,
+    LocationTarget,
+    model_config_for,
+    pretrained_weights,
+)
 
 #: Loss names of the regression task.
 REGRESSION_LOSSES: tuple[str, ...] = ("mse", "haversine")
@@ -96,3 +102,19 @@ class RegressionTask(GeoTask):
     def predict_pooled(self, pooled: torch.Tensor) -> np.ndarray:
         latlon = unit_to_latlon(pooled.detach().cpu().to(torch.float64))
         return denormalize_latlon(latlon / torch.tensor([90.0, 180.0], dtype=latlon.dtype)).numpy()
+
+
+# decorators apply bottom-up: regression_mse is registered (and listed) first
+@register_method("regression_haversine", model_kind="regression")
+@register_method("regression_mse", model_kind="regression")
+def build_regression_task(
+    config: TrainConfig, datamodule: GeoDataModule, location_target: LocationTarget | None = None
+) -> RegressionTask:
+    """The regression task of ``regression_<loss>`` (``location_target`` is not used)."""
+    return RegressionTask(
+        model_config_for(config, 0),
+        loss_name=config.method[len("regression_") :],
+        optim=config.optim,
+        loss=config.loss,
+        encoder_weights=pretrained_weights(config),
+    )

@@ -40,7 +40,12 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from geoforensics.core.checklists import (
+from geoforensics.core.errors import InputError
+from geoforensics.core.geo.distance import check_coords, haversine_torch
+from geoforensics.core.geo.gallery import Gallery, from_coords, resolve_gallery
+from geoforensics.core.geo.metrics import GeoMetrics, geolocation_errors, summarize_errors
+from geoforensics.core.models.threads import torch_threads
+from geoforensics.core.species.checklists import (
     CHECKLIST_THRESHOLD,
     CHECKLIST_VARIANTS,
     RangeModel,
@@ -49,11 +54,6 @@ from geoforensics.core.checklists import (
     corrupt,
     dates_to_weeks,
 )
-from geoforensics.core.errors import InputError
-from geoforensics.core.geo.distance import check_coords, haversine_torch
-from geoforensics.core.geo.gallery import Gallery, from_coords, resolve_gallery
-from geoforensics.core.geo.metrics import GeoMetrics, geolocation_errors, summarize_errors
-from geoforensics.core.models.location_encoders import torch_threads
 
 from .agclip import contrastive_loss
 

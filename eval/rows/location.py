@@ -14,37 +14,26 @@ Rows (table ``T2``):
     of the saved model runs. The encoder comes from the user's checkpoint (``geoforensics bench
     --sinr-checkpoint PATH`` / ``--satclip-checkpoint PATH``; its SHA-256 is part of the
     resume check) or, without one, is pretrained as a range model on the synthetic world's true
-    range model (:func:`~geoforensics.core.models.location_encoders.pretrain_range_encoder`,
+    range model (:func:`~geoforensics.train.range_pretraining.pretrain_range_encoder`,
     cached). With neither the rows are unavailable.
 
 With XCDC data, ``location-encoder-sinr-xcdc`` and ``location-encoder-satclip-xcdc`` (table
 ``T3``) run those models on the XCDC dawn choruses (GeoCLIP's is the ``agclip-xcdc`` row).
-
-:func:`register_location_encoder_rows` adds them to a registry.
 """
 
 from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..core.fileio import sha256_file
-from .results import RowResult
-from .rows import (
-    BenchData,
-    BenchRow,
-    RowContext,
-    RowRegistry,
-    _train_budget,
-    predict_with_model,
-    register_row,
-    train_row_model,
-    training_extra,
-)
-
-if TYPE_CHECKING:
-    from ..core.geoclip.retrieval import RetrievalIndex
+from geoforensics.core.fileio import sha256_file
+from geoforensics.core.geoclip.retrieval import RetrievalIndex
+from geoforensics.core.models.model_space import model_location_encoder, retrieval_index_for_model
+from geoforensics.eval.presets import train_budget
+from geoforensics.eval.results import RowResult
+from geoforensics.eval.rows.base import BenchData, BenchRow, RowContext, no_xcdc, register_row
+from geoforensics.eval.rows.training import predict_with_model, train_row_model, training_extra
 
 #: Table 2's encoders and their display names, in the paper's order.
 LOCATION_ENCODER_LABELS: dict[str, str] = {
@@ -99,8 +88,6 @@ def _unavailable(data: BenchData, encoder: str) -> str | None:
 
 def _model_index(context: RowContext, model_dir: Path) -> RetrievalIndex:
     """The bench gallery embedded by the model's own location encoder (memoised per run)."""
-    from ..core.models.model_space import retrieval_index_for_model
-
     data = context.data
     key = ("model-space-index", str(model_dir.resolve()), *data.gallery_specs)
     index: RetrievalIndex = data.memo(
@@ -118,8 +105,6 @@ def _run_geoclip(context: RowContext) -> RowResult:
 
 def _run_trained(context: RowContext) -> RowResult:
     """Train AG-CLIP against the row's encoder and retrieve in that encoder's space."""
-    from ..core.models.model_space import model_location_encoder
-
     encoder = _encoder_of(context.row)
     data = context.data
     overrides: dict[str, Any] = {"location_encoder": encoder}
@@ -155,57 +140,49 @@ def _run_on_xcdc(context: RowContext) -> RowResult:
 
 
 def _xcdc_unavailable(data: BenchData, encoder: str) -> str | None:
-    if not data.has_xcdc():
-        return "no XCDC data (give --xcdc DIR)"
-    return _unavailable(data, encoder)
+    return no_xcdc(data) or _unavailable(data, encoder)
 
 
-def register_location_encoder_rows(registry: RowRegistry, xcdc: bool = True) -> None:
-    """Add the Table 2 rows (and, with ``xcdc``, their Table 3 XCDC variants) to ``registry``."""
+register_row(
+    BenchRow(
+        name=row_name("geoclip"),
+        label=_label("geoclip"),
+        table="T2",
+        run=_run_geoclip,
+        requires=("agclip",),
+        uses_gallery=True,
+        description="the agclip row: AG-CLIP against GeoCLIP's frozen location encoder",
+    ),
+)
+for encoder in TRAINED_ENCODERS:
     register_row(
         BenchRow(
-            name=row_name("geoclip"),
-            label=_label("geoclip"),
+            name=row_name(encoder),
+            label=_label(encoder),
             table="T2",
-            run=_run_geoclip,
-            requires=("agclip",),
+            run=_run_trained,
+            trains=True,
             uses_gallery=True,
-            description="the agclip row: AG-CLIP against GeoCLIP's frozen location encoder",
-        ),
-        registry,
-    )
-    for encoder in TRAINED_ENCODERS:
-        register_row(
-            BenchRow(
-                name=row_name(encoder),
-                label=_label(encoder),
-                table="T2",
-                run=_run_trained,
-                trains=True,
-                uses_gallery=True,
-                budget=_train_budget,
-                description=(
-                    f"AG-CLIP trained against a frozen {LOCATION_ENCODER_LABELS[encoder]} "
-                    "location encoder (user checkpoint, else pretrained on the synthetic range "
-                    "model); gallery embedded by that encoder"
-                ),
-                unavailable=partial(_unavailable, encoder=encoder),
-                inputs=partial(_inputs, encoder=encoder),
+            budget=train_budget,
+            description=(
+                f"AG-CLIP trained against a frozen {LOCATION_ENCODER_LABELS[encoder]} "
+                "location encoder (user checkpoint, else pretrained on the synthetic range "
+                "model); gallery embedded by that encoder"
             ),
-            registry,
-        )
-        if xcdc:
-            register_row(
-                BenchRow(
-                    name=row_name(encoder, "xcdc"),
-                    label=_label(encoder),
-                    table="T3",
-                    split="xcdc",
-                    run=_run_on_xcdc,
-                    requires=(row_name(encoder),),
-                    uses_gallery=True,
-                    description=f"the {row_name(encoder)} model on the XCDC dawn choruses",
-                    unavailable=partial(_xcdc_unavailable, encoder=encoder),
-                ),
-                registry,
-            )
+            unavailable=partial(_unavailable, encoder=encoder),
+            inputs=partial(_inputs, encoder=encoder),
+        ),
+    )
+    register_row(
+        BenchRow(
+            name=row_name(encoder, "xcdc"),
+            label=_label(encoder),
+            table="T3",
+            split="xcdc",
+            run=_run_on_xcdc,
+            requires=(row_name(encoder),),
+            uses_gallery=True,
+            description=f"the {row_name(encoder)} model on the XCDC dawn choruses",
+            unavailable=partial(_xcdc_unavailable, encoder=encoder),
+        ),
+    )

@@ -24,19 +24,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import torch
 
-from ..core.errors import InputError
-from ..core.fileio import sha256_file
-from .rows import BenchRow, RowContext, RowRegistry, register_row
-
-if TYPE_CHECKING:
-    from ..core.models import AudioGeolocator
-    from ..core.models.pooling import TransformerPooling
-    from .bench import BenchPreset
-    from .results import RowResult
+from geoforensics.core.errors import InputError
+from geoforensics.core.fileio import sha256_file
+from geoforensics.core.models import AudioGeolocator, load_model
+from geoforensics.core.models.pooling import KMEANS_K, TransformerPooling, pool_outputs
+from geoforensics.eval.presets import BenchPreset, eval_batch_size
+from geoforensics.eval.results import RowResult
+from geoforensics.eval.rows.base import BenchRow, RowContext, register_row
+from geoforensics.train.pooling import (
+    collect_outputs,
+    fit_transformer_pooling,
+    load_pooling_info,
+    load_transformer_pooling,
+    pool_recordings,
+    retrieval_median_km,
+    retrieve_top1,
+    save_transformer_pooling,
+)
 
 #: The Table A2 rows, in table order.
 POOLING_ROWS: tuple[str, ...] = (
@@ -70,8 +79,6 @@ def _model_dir(context: RowContext) -> Path:
 
 def _model(context: RowContext) -> AudioGeolocator:
     """The agclip row's saved model (loaded once per seed)."""
-    from ..core.models import load_model
-
     model_dir = _model_dir(context)
     model: AudioGeolocator = context.data.memo(
         ("pooling-model", context.seed, str(model_dir)), lambda: load_model(model_dir)
@@ -81,14 +88,8 @@ def _model(context: RowContext) -> AudioGeolocator:
     return model
 
 
-def _eval_batch_size(preset: BenchPreset) -> int:
-    return int(preset.train.get("train", {}).get("eval_batch_size", 64))
-
-
 def _windows(context: RowContext, split: str, keys: Sequence[str]) -> dict[str, list[np.ndarray]]:
     """Per-recording window arrays ``keys`` of the agclip model over ``split`` (once per seed)."""
-    from ..train.pooling import collect_outputs
-
     data = context.data
     model_dir = _model_dir(context)
 
@@ -97,7 +98,7 @@ def _windows(context: RowContext, split: str, keys: Sequence[str]) -> dict[str, 
             _model(context),
             data.split(split),
             tuple(keys),
-            batch_size=_eval_batch_size(data.preset),
+            batch_size=eval_batch_size(data.preset),
             progress=data.progress,
         )
 
@@ -116,8 +117,6 @@ def _unit(embeddings: np.ndarray) -> np.ndarray:
 
 
 def _result(context: RowContext, embeddings: np.ndarray, extra: dict[str, Any]) -> RowResult:
-    from ..train.pooling import retrieve_top1
-
     unit = _unit(embeddings)
     predictions = retrieve_top1(unit, context.data.retrieval_index)
     info = {"pooling": context.row.name.removeprefix("pooling-"), **extra}
@@ -135,8 +134,6 @@ def _run_mean(context: RowContext) -> RowResult:
 
 def _run_fixed(context: RowContext) -> RowResult:
     """Max or k-means pooling of the agclip model's test window embeddings."""
-    from ..core.models.pooling import KMEANS_K, pool_outputs
-
     method = context.row.name.removeprefix("pooling-")
     test = _windows(context, "test", _TEST_KEYS)
     pooled = [
@@ -168,14 +165,6 @@ def _pooler_settings(context: RowContext) -> dict[str, Any]:
 
 def _trained_pooler(context: RowContext) -> tuple[TransformerPooling, dict[str, Any], bool]:
     """(pooler, its training info, whether it was reused from the work folder)."""
-    from ..train.pooling import (
-        fit_transformer_pooling,
-        load_pooling_info,
-        load_transformer_pooling,
-        retrieval_median_km,
-        save_transformer_pooling,
-    )
-
     data = context.data
     model = _model(context)  # a missing model fails here, with a clear message
     path = context.work_dir / POOLER_FILE
@@ -211,10 +200,6 @@ def _trained_pooler(context: RowContext) -> tuple[TransformerPooling, dict[str, 
 
 def _run_transformer(context: RowContext) -> RowResult:
     """Transformer pooling: train (or reuse) the pooler, pool the test window features."""
-    import torch
-
-    from ..train.pooling import pool_recordings
-
     pooler, info, reused = _trained_pooler(context)
     model = _model(context)
     test = _windows(context, "test", _TEST_KEYS)
@@ -236,27 +221,24 @@ def _run_transformer(context: RowContext) -> RowResult:
     return _result(context, embeddings, extra)
 
 
-def register_pooling_rows(registry: RowRegistry) -> None:
-    """Add the Table A2 rows (:data:`POOLING_ROWS`) to ``registry``; they require ``agclip``."""
-    runs = {
-        "pooling-mean": _run_mean,
-        "pooling-max": _run_fixed,
-        "pooling-kmeans": _run_fixed,
-        "pooling-transformer": _run_transformer,
-    }
-    for name in POOLING_ROWS:
-        transformer = name == "pooling-transformer"
-        register_row(
-            BenchRow(
-                name=name,
-                label=_LABELS[name],
-                table="A2",
-                run=runs[name],
-                requires=("agclip",),
-                uses_gallery=True,
-                trains=transformer,
-                budget=_pooling_budget if transformer else None,
-                description=_DESCRIPTIONS[name],
-            ),
-            registry,
-        )
+_RUNS = {
+    "pooling-mean": _run_mean,
+    "pooling-max": _run_fixed,
+    "pooling-kmeans": _run_fixed,
+    "pooling-transformer": _run_transformer,
+}
+for name in POOLING_ROWS:
+    transformer = name == "pooling-transformer"
+    register_row(
+        BenchRow(
+            name=name,
+            label=_LABELS[name],
+            table="A2",
+            run=_RUNS[name],
+            requires=("agclip",),
+            uses_gallery=True,
+            trains=transformer,
+            budget=_pooling_budget if transformer else None,
+            description=_DESCRIPTIONS[name],
+        ),
+    )

@@ -26,8 +26,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .errors import InputError
-from .geo.distance import check_coords
+from geoforensics.core.errors import InputError
+from geoforensics.core.geo.distance import check_coords
 
 #: Presence probability at or above which a species is on a checklist (the paper's 0.1).
 CHECKLIST_THRESHOLD = 0.1

@@ -27,24 +27,22 @@ weights' SHA-256 is part of the resume check.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import WeightsNotFoundError
-from .results import RowResult
-from .rows import (
-    BenchData,
-    BenchRow,
-    RowContext,
-    RowRegistry,
-    _train_budget,
-    predict_with_model,
-    register_row,
-    train_row_model,
-    training_extra,
-)
+from geoforensics.core.errors import WeightsNotFoundError
+from geoforensics.core.fileio import atomic_write
+from geoforensics.core.models.clap import find_clap_weights
+from geoforensics.core.models.imagenet import find_imagenet_mobilenet
+from geoforensics.core.models.taxabind import file_sha256
+from geoforensics.core.models.wav2clip import find_wav2clip_weights
+from geoforensics.eval.presets import train_budget
+from geoforensics.eval.results import RowResult
+from geoforensics.eval.rows.base import BenchData, BenchRow, RowContext, register_row
+from geoforensics.eval.rows.training import predict_with_model, train_row_model, training_extra
 
 #: Row -> (label, how to make it available).
 ENCODER_ROWS: dict[str, tuple[str, str]] = {
@@ -68,15 +66,9 @@ ENCODER_ROWS: dict[str, tuple[str, str]] = {
 def _weights_file(row: str) -> Path:
     """The weights file a row depends on (raises WeightsNotFoundError when absent)."""
     if row == "encoder-clap":
-        from ..core.models.clap import find_clap_weights
-
         return find_clap_weights() / "model.safetensors"
     if row == "encoder-wav2clip":
-        from ..core.models.wav2clip import find_wav2clip_weights
-
         return find_wav2clip_weights()
-    from ..core.models.imagenet import find_imagenet_mobilenet
-
     return find_imagenet_mobilenet()
 
 
@@ -95,8 +87,6 @@ WEIGHTS_CHECKS: dict[str, Callable[[], str | None]] = {
 
 
 def _inputs(data: BenchData, row: str) -> dict[str, Any] | None:
-    from ..core.models.taxabind import file_sha256
-
     try:
         path = _weights_file(row)
     except WeightsNotFoundError:
@@ -115,11 +105,6 @@ def _overrides(row: str) -> dict[str, Any]:
 def _forget_run_of_other_weights(context: RowContext, weights: Path) -> None:
     """Delete the row's training run when it was made with other weights at the same path
     (the training stamp records the path only), then record these weights' SHA-256."""
-    import shutil
-
-    from ..core.fileio import atomic_write
-    from ..core.models.taxabind import file_sha256
-
     stamp = context.work_dir / "encoder_weights.json"
     digest = file_sha256(weights)
     recorded = None
@@ -160,33 +145,29 @@ def _run_agclip_encoder(context: RowContext) -> RowResult:
     return context.make_result(parent.predictions, extra, dict(parent.arrays))
 
 
-def register_encoder_rows(registry: RowRegistry) -> None:
-    """Add the Table 2a audio-encoder rows to ``registry``."""
+register_row(
+    BenchRow(
+        name="encoder-mobilenet",
+        label="AG-CLIP, MobileNetV3 (the agclip row)",
+        table="T2a",
+        run=_run_agclip_encoder,
+        requires=("agclip",),
+        uses_gallery=True,
+        description="the agclip row: AG-CLIP with its MobileNetV3 audio encoder (Table 2a)",
+    ),
+)
+for name, (label, _fix) in ENCODER_ROWS.items():
     register_row(
         BenchRow(
-            name="encoder-mobilenet",
-            label="AG-CLIP, MobileNetV3 (the agclip row)",
+            name=name,
+            label=label,
             table="T2a",
-            run=_run_agclip_encoder,
-            requires=("agclip",),
+            run=_run_encoder,
+            trains=True,
             uses_gallery=True,
-            description="the agclip row: AG-CLIP with its MobileNetV3 audio encoder (Table 2a)",
+            budget=train_budget,
+            description=f"{label}: AG-CLIP trained with the preset's budget (Table 2a)",
+            unavailable=partial(_unavailable, row=name),
+            inputs=partial(_inputs, row=name),
         ),
-        registry,
     )
-    for name, (label, _fix) in ENCODER_ROWS.items():
-        register_row(
-            BenchRow(
-                name=name,
-                label=label,
-                table="T2a",
-                run=_run_encoder,
-                trains=True,
-                uses_gallery=True,
-                budget=_train_budget,
-                description=f"{label}: AG-CLIP trained with the preset's budget (Table 2a)",
-                unavailable=partial(_unavailable, row=name),
-                inputs=partial(_inputs, row=name),
-            ),
-            registry,
-        )

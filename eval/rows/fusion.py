@@ -1,9 +1,9 @@
-"""Benchmark rows fusing AG-CLIP with species-range evidence (issue 4, "fused").
+"""Benchmark rows fusing AG-CLIP with species-range evidence ("fused").
 
 Each recording gets two distributions over the bench gallery: AG-CLIP's (its recording
 embedding against the gallery's location embeddings, cosine x temperature, softmax) and the
 species likelihood of its species list under the range model for its week (the ``draw``
-likelihood of :mod:`~geoforensics.eval.rows_species`). They are combined as a product of
+likelihood of :mod:`~geoforensics.eval.rows.species`). They are combined as a product of
 experts, ``log p_agclip + w * log p_species`` (:func:`~geoforensics.core.species.fusion.fuse`),
 and one gallery point is picked with the species rows' ranking (the peak of the 500 km region
 with the most posterior mass), so ``w = inf`` reproduces the species row exactly.
@@ -35,43 +35,51 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from ..core.errors import InputError
-from ..core.species.fusion import (
+from geoforensics.core.errors import InputError
+from geoforensics.core.geo.distance import haversine_np
+from geoforensics.core.species import birdnet_files
+from geoforensics.core.species.checklists import YEAR_ROUND, RangeModel
+from geoforensics.core.species.fusion import (
     CHOICE_BAND_KM,
     DEFAULT_FUSION_WEIGHTS,
     REPORT_THRESHOLDS_KM,
+    agclip_log_probs,
+    agclip_temperature,
     band_accuracy,
     best_weight_index,
+    log_normalise,
 )
-from .rows import BenchData, BenchRow, RowContext, RowRegistry, predict_with_model, register_row
-from .rows_species import (
-    DEFAULT_RANKING,
+from geoforensics.core.species.likelihood import SpeciesLikelihood
+from geoforensics.core.species.names import match_species
+from geoforensics.core.species.range_table import range_table
+from geoforensics.eval.results import RowResult
+from geoforensics.eval.rows.base import BenchData, BenchRow, RowContext, register_row
+from geoforensics.eval.rows.species_common import (
     PREDICTED_MODES,
+    RangeModelChoice,
+    annotated_queries,
+    birdnet_detections,
+    birdnet_range_model,
+    file_sha,
+    no_birdnet_audio,
+    no_range_model,
+    no_xcdc_or_range_model,
+    recording_weeks,
+    species_inputs,
+    split_recordings,
+)
+from geoforensics.eval.rows.training import predict_with_model
+from geoforensics.eval.species_ranking import (
+    DEFAULT_RANKING,
     RADIUS_KM,
     GalleryRanker,
-    RangeModelChoice,
     SpeciesQuery,
-    _birdnet_detections,
-    _birdnet_range_model,
-    _file_sha,
-    _inputs,
-    _load_model,
-    _no_birdnet_audio,
-    _no_range_model,
-    _split_recordings,
-    _true_species,
-    _weeks,
-    choose_range_model,
 )
-
-if TYPE_CHECKING:
-    from ..core.checklists import RangeModel
-    from ..core.species.likelihood import SpeciesLikelihood
-    from .results import RowResult
 
 FUSED_ANNOTATED_ROW = "fused-annotated"
 FUSED_ANNOTATED_XCDC_ROW = "fused-annotated-xcdc"
@@ -124,10 +132,6 @@ class FusedScorer:
         self._scorers: dict[int, SpeciesLikelihood] = {}
 
     def _scorer(self, week: int) -> SpeciesLikelihood:
-        from ..core.checklists import YEAR_ROUND
-        from ..core.species.likelihood import SpeciesLikelihood
-        from ..core.species.range_table import range_table
-
         if week not in self._scorers:
             table = range_table(
                 self.model,
@@ -141,10 +145,6 @@ class FusedScorer:
 
     def choose(self, inputs: FusionInputs, weights: Sequence[float]) -> np.ndarray:
         """(len(weights), N) gallery index picked for each weight and recording."""
-        from tqdm.auto import tqdm
-
-        from ..core.species.fusion import agclip_log_probs, log_normalise
-
         grid = list(weights)
         chosen = np.empty((len(grid), len(inputs.queries)), dtype=np.int64)
         rows = tqdm(
@@ -170,11 +170,11 @@ class FusedScorer:
         return chosen
 
 
-def _grid_metrics(
+def grid_metrics(
     coords: np.ndarray, chosen: np.ndarray, truth: np.ndarray, weights: Sequence[float]
 ) -> list[dict[str, Any]]:
-    from ..core.geo.distance import haversine_np
-
+    """Per fusion weight: median error, accuracy at :data:`CHOICE_THRESHOLDS_KM` and over the
+    choice band of the points ``chosen`` (len(weights), N) against ``truth``."""
     out = []
     for j, w in enumerate(weights):
         errors = haversine_np(coords[chosen[j]], truth)
@@ -204,35 +204,22 @@ def pick_weight(grid: Sequence[dict[str, Any]]) -> int:
 # ------------------------------------------------------------------------- species queries
 
 
-def _annotated_queries(
-    data: BenchData, split: str
-) -> tuple[RangeModel, RangeModelChoice, list[SpeciesQuery]]:
-    choice = choose_range_model(data)
-    model = _load_model(data, choice)
-    weeks = _weeks(_split_recordings(data, split))
-    lists = _true_species(data, split, model, choice)
-    return model, choice, [SpeciesQuery.of(s, w) for s, w in zip(lists.species, weeks, strict=True)]
-
-
 def _predicted_queries(
     data: BenchData, split: str, mode: str
 ) -> tuple[RangeModel, RangeModelChoice, list[SpeciesQuery]]:
-    from ..core.species.birdnet_files import birdnet_labels
-    from ..core.species.names import match_species
-
-    model, choice = _birdnet_range_model(data)
-    weeks = _weeks(_split_recordings(data, split))
-    labels = [scientific for scientific, _ in birdnet_labels()]
+    model, choice = birdnet_range_model(data)
+    weeks = recording_weeks(split_recordings(data, split))
+    labels = [scientific for scientific, _ in birdnet_files.birdnet_labels()]
     columns = match_species(labels, list(model.species)).indices
     queries = []
-    for found, week in zip(_birdnet_detections(data, split), weeks, strict=True):
+    for found, week in zip(birdnet_detections(data, split), weeks, strict=True):
         mapped = columns[np.asarray(found[mode].indices, dtype=np.int64)]
         keep = mapped >= 0
         queries.append(SpeciesQuery(mapped[keep], np.asarray(found[mode].weights)[keep], week))
     return model, choice, queries
 
 
-QueryMaker = Callable[[BenchData, str], "tuple[RangeModel, RangeModelChoice, list[SpeciesQuery]]"]
+QueryMaker = Callable[[BenchData, str], tuple[RangeModel, RangeModelChoice, list[SpeciesQuery]]]
 
 
 def _split_embeddings(context: RowContext, model_dir: Any, split: str) -> np.ndarray:
@@ -240,7 +227,7 @@ def _split_embeddings(context: RowContext, model_dir: Any, split: str) -> np.nda
     data = context.data
 
     def compute() -> np.ndarray:
-        recordings = _split_recordings(data, split)
+        recordings = split_recordings(data, split)
         _, embeddings = predict_with_model(context, model_dir, recordings)
         if embeddings is None:  # pragma: no cover - the AG-CLIP row always has embeddings
             raise InputError(f"{model_dir}: not an AG-CLIP model (no recording embeddings)")
@@ -251,8 +238,6 @@ def _split_embeddings(context: RowContext, model_dir: Any, split: str) -> np.nda
 
 
 def _scorer(context: RowContext, model: RangeModel) -> FusedScorer:
-    from ..core.species.fusion import agclip_temperature
-
     index = context.data.retrieval_index
     return FusedScorer(
         context.data.gallery.coords,
@@ -278,13 +263,13 @@ def _run_fused(context: RowContext, make_queries: QueryMaker, source: str) -> Ro
     val = FusionInputs(
         _split_embeddings(context, model_dir, "val"), val_queries, _truth(data, "val")
     )
-    val_grid = _grid_metrics(
+    val_grid = grid_metrics(
         scorer.coords, scorer.choose(val, FUSION_WEIGHTS), val.truth, FUSION_WEIGHTS
     )
     best = pick_weight(val_grid)
     test = FusionInputs(parent.arrays["embeddings"], test_queries, _truth(data, "test"))
     test_chosen = scorer.choose(test, FUSION_WEIGHTS)
-    test_grid = _grid_metrics(scorer.coords, test_chosen, test.truth, FUSION_WEIGHTS)
+    test_grid = grid_metrics(scorer.coords, test_chosen, test.truth, FUSION_WEIGHTS)
     extra = _extra(data, choice, source, FUSION_WEIGHTS[best], val_grid, test_grid)
     return context.make_result(scorer.coords[test_chosen[best]].copy(), extra)
 
@@ -296,7 +281,7 @@ def _run_fused_xcdc(context: RowContext) -> RowResult:
     raw = weight_row.extra["fusion_weight"]
     weight = math.inf if raw == "inf" else float(raw)
     parent = context.result("agclip-xcdc")
-    model, choice, queries = _annotated_queries(data, "xcdc")
+    model, choice, queries = annotated_queries(data, "xcdc")
     scorer = _scorer(context, model)
     inputs = FusionInputs(parent.arrays["embeddings"], queries, _truth(data, "xcdc"))
     grid = (0.0, weight, math.inf)
@@ -307,7 +292,7 @@ def _run_fused_xcdc(context: RowContext) -> RowResult:
         "annotated",
         weight,
         None,
-        _grid_metrics(scorer.coords, chosen, inputs.truth, grid),
+        grid_metrics(scorer.coords, chosen, inputs.truth, grid),
     )
     return context.make_result(scorer.coords[chosen[1]].copy(), extra)
 
@@ -320,8 +305,6 @@ def _extra(
     val_grid: list[dict[str, Any]] | None,
     test_grid: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    from ..core.species.fusion import agclip_temperature
-
     return {
         "species": source,
         "fusion_weight": "inf" if math.isinf(weight) else float(weight),
@@ -331,7 +314,7 @@ def _extra(
         "test_grid": test_grid,
         "temperature": agclip_temperature(),
         "range_model": choice.kind,
-        "range_model_sha256": _file_sha(choice.file),
+        "range_model_sha256": file_sha(choice.file),
         "ranking": DEFAULT_RANKING,
         "radius_km": RADIUS_KM,
         "gallery": data.gallery.name,
@@ -339,67 +322,59 @@ def _extra(
 
 
 def _fused_inputs(data: BenchData, **settings: Any) -> dict[str, Any]:
-    return _inputs(
+    return species_inputs(
         data, weights=["inf" if math.isinf(w) else w for w in FUSION_WEIGHTS], **settings
     )
 
 
-def register_fusion_rows(registry: RowRegistry) -> None:
-    """Add the fused rows (module docstring) to ``registry``."""
+register_row(
+    BenchRow(
+        name=FUSED_ANNOTATED_ROW,
+        label=_LABELS["annotated"],
+        table="T1",
+        run=partial(_run_fused, make_queries=annotated_queries, source="annotated"),
+        requires=("agclip",),
+        uses_gallery=True,
+        description=(
+            "AG-CLIP x annotated-species range likelihood (product of experts), weight "
+            "chosen on validation at country/continent scale"
+        ),
+        unavailable=no_range_model,
+        inputs=partial(_fused_inputs, species="annotated"),
+    ),
+)
+register_row(
+    BenchRow(
+        name=FUSED_ANNOTATED_XCDC_ROW,
+        label=_LABELS["xcdc"],
+        table="T3",
+        split="xcdc",
+        run=_run_fused_xcdc,
+        requires=(FUSED_ANNOTATED_ROW, "agclip-xcdc"),
+        uses_gallery=True,
+        description="AG-CLIP x the XCDC choruses' true species, weight of fused-annotated",
+        unavailable=no_xcdc_or_range_model,
+        inputs=partial(_fused_inputs, species="annotated"),
+    ),
+)
+for mode in PREDICTED_MODES:
     register_row(
         BenchRow(
-            name=FUSED_ANNOTATED_ROW,
-            label=_LABELS["annotated"],
+            name=f"fused-{mode}",
+            label=_LABELS[mode],
             table="T1",
-            run=partial(_run_fused, make_queries=_annotated_queries, source="annotated"),
+            run=partial(
+                _run_fused,
+                make_queries=partial(_predicted_queries, mode=mode),
+                source=f"birdnet-{mode}",
+            ),
             requires=("agclip",),
             uses_gallery=True,
-            description=(
-                "AG-CLIP x annotated-species range likelihood (product of experts), weight "
-                "chosen on validation at country/continent scale"
-            ),
-            unavailable=_no_range_model,
-            inputs=partial(_fused_inputs, species="annotated"),
+            description=f"AG-CLIP x BirdNET {mode} species with BirdNET's range model",
+            unavailable=partial(no_birdnet_audio, split="test"),
+            inputs=partial(_fused_inputs, species=f"birdnet-{mode}"),
         ),
-        registry,
     )
-    register_row(
-        BenchRow(
-            name=FUSED_ANNOTATED_XCDC_ROW,
-            label=_LABELS["xcdc"],
-            table="T3",
-            split="xcdc",
-            run=_run_fused_xcdc,
-            requires=(FUSED_ANNOTATED_ROW, "agclip-xcdc"),
-            uses_gallery=True,
-            description="AG-CLIP x the XCDC choruses' true species, weight of fused-annotated",
-            unavailable=lambda data: (
-                (None if data.has_xcdc() else "no XCDC data (give --xcdc DIR)")
-                or _no_range_model(data)
-            ),
-            inputs=partial(_fused_inputs, species="annotated"),
-        ),
-        registry,
-    )
-    for mode in PREDICTED_MODES:
-
-        def make(data: BenchData, split: str, mode: str = mode) -> Any:
-            return _predicted_queries(data, split, mode)
-
-        register_row(
-            BenchRow(
-                name=f"fused-{mode}",
-                label=_LABELS[mode],
-                table="T1",
-                run=partial(_run_fused, make_queries=make, source=f"birdnet-{mode}"),
-                requires=("agclip",),
-                uses_gallery=True,
-                description=f"AG-CLIP x BirdNET {mode} species with BirdNET's range model",
-                unavailable=partial(_no_birdnet_audio, split="test"),
-                inputs=partial(_fused_inputs, species=f"birdnet-{mode}"),
-            ),
-            registry,
-        )
 
 
 __all__ = [
@@ -410,6 +385,6 @@ __all__ = [
     "FUSION_WEIGHTS",
     "FusedScorer",
     "FusionInputs",
+    "grid_metrics",
     "pick_weight",
-    "register_fusion_rows",
 ]

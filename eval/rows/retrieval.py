@@ -33,10 +33,24 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from ..core.errors import WeightsNotFoundError
-from .results import RowResult
-from .rows import BenchData, BenchRow, RowContext, RowRegistry, register_row
+from geoforensics.core.errors import InputError, WeightsNotFoundError
+from geoforensics.core.models.geoclap import (
+    GeoCLAP,
+    find_geoclap_weights,
+    find_tiles,
+    load_geoclap,
+    read_tiles,
+)
+from geoforensics.core.models.taxabind import (
+    TaxaBind,
+    file_sha256,
+    find_taxabind_weights,
+    load_taxabind,
+)
+from geoforensics.eval.results import RowResult
+from geoforensics.eval.rows.base import BenchData, BenchRow, RowContext, no_xcdc, register_row
 
 #: Paper Table 1 numbers of the off-the-shelf rows (median km; % within 25/200/750/2,500 km).
 PAPER_NUMBERS: dict[str, tuple[float, tuple[float, float, float, float]]] = {
@@ -52,8 +66,6 @@ TAXABIND_FIX = (
 
 def taxabind_unavailable(data: BenchData | None = None) -> str | None:
     """Why the ``taxabind`` row cannot run (None when the weights are found)."""
-    from ..core.models.taxabind import find_taxabind_weights
-
     try:
         find_taxabind_weights()
     except WeightsNotFoundError:
@@ -70,9 +82,7 @@ GEOCLAP_FIX = (
 
 def taxabind_xcdc_unavailable(data: BenchData) -> str | None:
     """Why ``taxabind-xcdc`` cannot run: weights, XCDC data or chorus audio."""
-    if not data.has_xcdc():
-        return "no XCDC data (give --xcdc DIR)"
-    reason = taxabind_unavailable(data)
+    reason = no_xcdc(data) or taxabind_unavailable(data)
     if reason is not None:
         return reason
     missing = len(data.xcdc) - data.xcdc.n_with_audio
@@ -82,8 +92,6 @@ def taxabind_xcdc_unavailable(data: BenchData) -> str | None:
 
 
 def _geoclap_weights_unavailable() -> str | None:
-    from ..core.models.geoclap import find_geoclap_weights
-
     try:
         find_geoclap_weights()
     except WeightsNotFoundError:
@@ -93,9 +101,6 @@ def _geoclap_weights_unavailable() -> str | None:
 
 def geoclap_unavailable(data: BenchData) -> str | None:
     """Why the ``geoclap`` row cannot run: weights, or aerial tiles for this data set."""
-    from ..core.errors import InputError
-    from ..core.models.geoclap import find_tiles
-
     reason = _geoclap_weights_unavailable()
     if reason is not None:
         return reason
@@ -107,10 +112,6 @@ def geoclap_unavailable(data: BenchData) -> str | None:
 
 
 def _geoclap_inputs(data: BenchData) -> dict[str, Any] | None:
-    from ..core.errors import InputError
-    from ..core.models.geoclap import find_geoclap_weights, find_tiles, read_tiles
-    from ..core.models.taxabind import file_sha256
-
     try:
         files = find_geoclap_weights()
         tiles = read_tiles(find_tiles(data.root))
@@ -126,10 +127,6 @@ def _geoclap_inputs(data: BenchData) -> dict[str, Any] | None:
 def _run_geoclap(context: RowContext) -> RowResult:
     """Embed every test recording with GeoCLAP's audio tower and retrieve the place of the
     most similar aerial tile."""
-    from tqdm.auto import tqdm
-
-    from ..core.models.geoclap import GeoCLAP, find_tiles, load_geoclap, read_tiles
-
     data = context.data
     model: GeoCLAP = data.memo(("geoclap-model",), load_geoclap)
     tiles = read_tiles(find_tiles(data.root))
@@ -150,25 +147,15 @@ def _run_geoclap(context: RowContext) -> RowResult:
     return context.make_result(top.coords[:, 0, :], extra, {"embeddings": embeddings})
 
 
-def _weights_checks() -> dict[str, Callable[[], str | None]]:
-    from .rows_encoders import WEIGHTS_CHECKS as encoder_checks
-
-    return {
-        "taxabind": taxabind_unavailable,
-        "taxabind-xcdc": taxabind_unavailable,
-        "geoclap": _geoclap_weights_unavailable,
-        **encoder_checks,
-    }
-
-
-#: Rows whose availability depends only on installed weights (``bench --list-rows``): the
-#: off-the-shelf rows here and the Table 2a encoder rows.
-WEIGHTS_CHECKS: dict[str, Callable[[], str | None]] = _weights_checks()
+#: Rows whose availability depends only on installed weights (``bench --list-rows``).
+WEIGHTS_CHECKS: dict[str, Callable[[], str | None]] = {
+    "taxabind": taxabind_unavailable,
+    "taxabind-xcdc": taxabind_unavailable,
+    "geoclap": _geoclap_weights_unavailable,
+}
 
 
 def _taxabind_inputs(data: BenchData) -> dict[str, Any] | None:
-    from ..core.models.taxabind import find_taxabind_weights
-
     try:
         files = find_taxabind_weights()
     except WeightsNotFoundError:
@@ -180,10 +167,6 @@ def _taxabind_inputs(data: BenchData) -> dict[str, Any] | None:
 def _run_taxabind(context: RowContext) -> RowResult:
     """Embed every recording of the row's split (test or XCDC) with TaxaBind's audio tower and
     retrieve the most similar bench-gallery place in TaxaBind's location space."""
-    from tqdm.auto import tqdm
-
-    from ..core.models.taxabind import TaxaBind, load_taxabind
-
     data = context.data
     model: TaxaBind = data.memo(("taxabind-model",), load_taxabind)
     index = data.memo(
@@ -210,51 +193,46 @@ def _run_taxabind(context: RowContext) -> RowResult:
     return context.make_result(top.coords[:, 0, :], extra, {"embeddings": embeddings})
 
 
-def register_retrieval_rows(registry: RowRegistry) -> None:
-    """Add the off-the-shelf retrieval rows (``geoclap``, ``taxabind``) to ``registry``."""
-    register_row(
-        BenchRow(
-            name="geoclap",
-            label="Retrieve (GeoCLAP, off the shelf)",
-            table="T1",
-            run=_run_geoclap,
-            description=(
-                "GeoCLAP's CLAP audio tower -> place of the most similar aerial tile embedded "
-                "by its satellite encoder (user tiles; nothing trained)"
-            ),
-            unavailable=geoclap_unavailable,
-            inputs=_geoclap_inputs,
+register_row(
+    BenchRow(
+        name="geoclap",
+        label="Retrieve (GeoCLAP, off the shelf)",
+        table="T1",
+        run=_run_geoclap,
+        description=(
+            "GeoCLAP's CLAP audio tower -> place of the most similar aerial tile embedded "
+            "by its satellite encoder (user tiles; nothing trained)"
         ),
-        registry,
-    )
-    register_row(
-        BenchRow(
-            name="taxabind",
-            label="Retrieve (TaxaBind, off the shelf)",
-            table="T1",
-            run=_run_taxabind,
-            uses_gallery=True,
-            description=(
-                "TaxaBind's CLAP audio tower -> nearest bench-gallery place in TaxaBind's "
-                "location space (MVRL/ecosound + MVRL/ecogeo; nothing trained)"
-            ),
-            unavailable=taxabind_unavailable,
-            inputs=_taxabind_inputs,
+        unavailable=geoclap_unavailable,
+        inputs=_geoclap_inputs,
+    ),
+)
+register_row(
+    BenchRow(
+        name="taxabind",
+        label="Retrieve (TaxaBind, off the shelf)",
+        table="T1",
+        run=_run_taxabind,
+        uses_gallery=True,
+        description=(
+            "TaxaBind's CLAP audio tower -> nearest bench-gallery place in TaxaBind's "
+            "location space (MVRL/ecosound + MVRL/ecogeo; nothing trained)"
         ),
-        registry,
-    )
-    register_row(
-        BenchRow(
-            name="taxabind-xcdc",
-            label="Retrieve (TaxaBind, off the shelf)",
-            table="T3",
-            split="xcdc",
-            run=_run_taxabind,
-            uses_gallery=True,
-            description="the taxabind row over the XCDC dawn choruses (nothing trained)",
-            unavailable=taxabind_xcdc_unavailable,
-            inputs=_taxabind_inputs,
-            xcdc_only=True,
-        ),
-        registry,
-    )
+        unavailable=taxabind_unavailable,
+        inputs=_taxabind_inputs,
+    ),
+)
+register_row(
+    BenchRow(
+        name="taxabind-xcdc",
+        label="Retrieve (TaxaBind, off the shelf)",
+        table="T3",
+        split="xcdc",
+        run=_run_taxabind,
+        uses_gallery=True,
+        description="the taxabind row over the XCDC dawn choruses (nothing trained)",
+        unavailable=taxabind_xcdc_unavailable,
+        inputs=_taxabind_inputs,
+        xcdc_only=True,
+    ),
+)
