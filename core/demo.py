@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .paths import assets_dir
+from geoforensics.core.forensics import CheckOptions, default_model_dir, run_check, write_report
+from geoforensics.core.forensics.discrepancy import great_circle_km
+from geoforensics.core.paths import assets_dir
 
 if TYPE_CHECKING:
-    from .forensics import CheckReport
+    from geoforensics.core.forensics import CheckReport
 
 DEMO_CLIP = "demo/demo_clip.mp4"
 DEMO_TRUTH = "demo/demo_soundscape.json"
@@ -41,7 +43,6 @@ class DemoResult:
     @property
     def audio_error_km(self) -> float | None:
         """Great-circle distance of the audio's top place from the true place (km)."""
-        from .forensics.discrepancy import great_circle_km
 
         audio = self.report.modalities["audio"]
         if not audio.available or audio.point is None:
@@ -67,7 +68,6 @@ def run_demo(
     species: bool = True,
 ) -> DemoResult:
     """Check the demo clip against the claim "Nairobi" and write the report into ``out_dir``."""
-    from .forensics import CheckOptions, default_model_dir, run_check, write_report
 
     truth = demo_truth()
     options = CheckOptions(

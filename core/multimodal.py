@@ -33,14 +33,28 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .errors import DatasetNotFoundError, InputError
-from .geo.ranking import softmax
+from geoforensics.core.data.inatsounds import INatSounds, available_splits
+from geoforensics.core.errors import DatasetNotFoundError, InputError
+from geoforensics.core.geo.gallery import from_coords
+from geoforensics.core.geo.gazetteer import place_rows
+from geoforensics.core.geo.h3cells import latlng_to_cells
+from geoforensics.core.geo.ranking import distinct_top_k, region_probability, softmax
+from geoforensics.core.geoclip.location_encoder import geoclip_temperature
+from geoforensics.core.models.audio_places import (
+    DEFAULT_PLACE_RADIUS_KM,
+    AudioPlaceOptions,
+    audio_places,
+)
+from geoforensics.core.models.inference import iter_pooled_outputs
+from geoforensics.core.models.model_space import model_location_encoder_name
+from geoforensics.core.species.fusion import log_normalise
+from geoforensics.core.species.likelihood import DEFAULT_RADIUS_KM
 
 if TYPE_CHECKING:
-    from .data.inatsounds import Recording
-    from .geo.gallery import Gallery
-    from .geoclip.retrieval import RetrievalIndex
-    from .models.geolocator import AudioGeolocator
+    from geoforensics.core.data.inatsounds import Recording
+    from geoforensics.core.geo.gallery import Gallery
+    from geoforensics.core.geoclip.retrieval import RetrievalIndex
+    from geoforensics.core.models.geolocator import AudioGeolocator
 
 #: The text prompt of :func:`country_prompts` (``{country}`` is replaced by the name).
 DEFAULT_COUNTRY_TEMPLATE = "a sound recorded in {country}"
@@ -81,8 +95,6 @@ class Ranked:
 
 def _temperature(temperature: float | None) -> float:
     if temperature is None:
-        from .geoclip.location_encoder import geoclip_temperature
-
         return float(geoclip_temperature())
     value = float(temperature)
     if not np.isfinite(value) or value <= 0:
@@ -207,7 +219,6 @@ def _check_agclip(model: AudioGeolocator, source: str) -> None:
 def audio_embedding(model: AudioGeolocator, path: str | os.PathLike[str]) -> np.ndarray:
     """(D,) float32 unit-norm AG-CLIP embedding of the audio file at ``path`` (mean pooling
     of its windows, as the model locates recordings)."""
-    from .models.inference import iter_pooled_outputs
 
     _check_agclip(model, str(path))
     (pooled,) = list(iter_pooled_outputs(model, [Path(path)], pooling="mean"))
@@ -224,7 +235,6 @@ def mean_embedding(embeddings: ArrayLike) -> np.ndarray:
 def check_geoclip_space(model_dir: str | os.PathLike[str]) -> None:
     """InputError unless the model retrieves in GeoCLIP's location space (CLIP's image and
     text embeddings live there; a SINR- or SatCLIP-space model cannot be compared)."""
-    from .models.model_space import model_location_encoder_name
 
     name = model_location_encoder_name(model_dir)
     if name != "geoclip":
@@ -271,10 +281,6 @@ def location_map(
     ``geoforensics locate``) and kept at least that far apart; labels name the nearest
     place of the offline gazetteer.
     """
-    from .geo.gazetteer import place_rows
-    from .geo.ranking import distinct_top_k, region_probability
-    from .species.fusion import log_normalise
-    from .species.likelihood import DEFAULT_RADIUS_KM
 
     points = np.asarray(coords, dtype=np.float64)
     values = np.asarray(log_probs, dtype=np.float64)
@@ -305,8 +311,6 @@ def locate_audio(
     and ``check`` take. ``gallery`` decides the prior (cell area on ``grid-*``/``land-*``
     galleries); None: uniform over ``index``'s points.
     """
-    from .geo.gallery import from_coords
-    from .models.audio_places import DEFAULT_PLACE_RADIUS_KM, AudioPlaceOptions, audio_places
 
     _check_agclip(model, str(path))
     radius = DEFAULT_PLACE_RADIUS_KM if radius_km is None else float(radius_km)
@@ -339,7 +343,6 @@ def affinity_map(
 @functools.lru_cache(maxsize=8)
 def _cells_of(coords_bytes: bytes, digest: str, res: int) -> tuple[str | None, ...]:
     del digest  # part of the cache key only
-    from .geo.h3cells import latlng_to_cells
 
     coords = np.frombuffer(coords_bytes, dtype=np.float64).reshape(-1, 2)
     return tuple(latlng_to_cells(coords, res))
@@ -398,7 +401,6 @@ def species_counts(
 
 
 def _recordings(root: str | os.PathLike[str], splits: Sequence[str]) -> list[Recording]:
-    from .data.inatsounds import INatSounds, available_splits
 
     folder = Path(root)
     present = set(available_splits(folder)) if folder.is_dir() else set()
@@ -446,7 +448,6 @@ def species_soundscape(
     """The soundscape map of ``species`` over the gallery of ``index`` (see
     :class:`SpeciesSoundscape`), from at most ``max_recordings`` of its recordings in the
     iNatSounds-format folder ``root`` (evenly spaced through them when there are more)."""
-    from .models.inference import iter_pooled_outputs
 
     _check_agclip(model, "species soundscape")
     chosen = [r for r in _recordings(root, splits) if r.species == species]

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..core.errors import InputError
-from ..core.geo.distance import MAX_DISTANCE_KM, check_coords
-from ..core.geo.metrics import ACCURACY_THRESHOLDS_KM, error_cdf
-from ..core.geo.worldmap import (
+from geoforensics.core.errors import InputError
+from geoforensics.core.geo.distance import MAX_DISTANCE_KM, check_coords
+from geoforensics.core.geo.metrics import ACCURACY_THRESHOLDS_KM, error_cdf
+from geoforensics.core.geo.worldmap import (
     WORLD_FIGSIZE,
     draw_coastlines,
     save_png,

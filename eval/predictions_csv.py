@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..core.errors import InputError
-from ..core.fileio import atomic_write
-from ..core.geo.metrics import GeoMetrics, geolocation_metrics
+from geoforensics.core.data import XCDC, INatSounds
+from geoforensics.core.errors import InputError
+from geoforensics.core.fileio import atomic_write
+from geoforensics.core.geo.metrics import GeoMetrics, geolocation_metrics
 
 HEADER: tuple[str, str, str] = ("audio_id", "latitude", "longitude")
 #: Splits :func:`score_predictions_csv` knows: the iNatSounds splits and XCDC.
@@ -149,12 +150,9 @@ def load_ground_truth(dataset_root: str | Path, split: str = "test") -> GroundTr
         raise InputError(f"split {split!r}: choose one of {', '.join(SCORABLE_SPLITS)}")
     root = Path(dataset_root).expanduser()
     if split == "xcdc":
-        from ..core.data import XCDC
-
         folder = root / "xcdc" if (root / "xcdc" / "xcdc_recordings.csv").is_file() else root
         xcdc = XCDC(folder)
         return GroundTruth("XCDC", [r.audio_id for r in xcdc], xcdc.coords())
-    from ..core.data import INatSounds
 
     data = INatSounds(root, split, require_audio=False)
     return GroundTruth(f"iNatSounds {split}", recording_ids(data), data.coords())

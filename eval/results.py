@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from ..core.errors import InputError
-from ..core.fileio import atomic_write, save_npy_atomic, sha256_arrays
-from ..core.geo.metrics import GeoMetrics, geolocation_errors, summarize_errors
+from geoforensics.core.errors import InputError
+from geoforensics.core.fileio import atomic_write, save_npy_atomic, sha256_arrays
+from geoforensics.core.geo.metrics import GeoMetrics, geolocation_errors, summarize_errors
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import InputError
-from ..core.geo.metrics import GeoMetrics, MeanStd, aggregate_over_seeds
+from geoforensics.core.errors import InputError
+from geoforensics.core.geo.metrics import GeoMetrics, MeanStd, aggregate_over_seeds
 
 #: (metric key, column header) of the paper's Table 1 layout.
 METRIC_COLUMNS: tuple[tuple[str, str], ...] = (

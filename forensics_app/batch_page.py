@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from geoforensics.core.errors import InputError
 from geoforensics.forensics_app import common
 from geoforensics.forensics_app.maps import MapPoint, build_deck
 
@@ -42,7 +43,6 @@ SHOWN: tuple[str, ...] = (
 
 def read_batch(folder: Path) -> pd.DataFrame:
     """The summary table of a batch folder (InputError naming what is missing)."""
-    from geoforensics.core.errors import InputError
 
     parquet, csv = folder / "summary.parquet", folder / "summary.csv"
     try:

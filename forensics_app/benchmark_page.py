@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from geoforensics.core.errors import InputError
 from geoforensics.forensics_app import common
 
 #: Metrics shown in the summary table (results.json keys), in order.
@@ -36,7 +37,6 @@ FIGURES: dict[str, str] = {
 
 def read_results(folder: Path) -> dict[str, Any]:
     """``results.json`` of a bench folder (InputError when absent or unreadable)."""
-    from geoforensics.core.errors import InputError
 
     path = folder / "results.json"
     if not path.is_file():

@@ -22,7 +22,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from geoforensics.core.forensics import CheckOptions, run_check, write_report
+from geoforensics.core.forensics.discrepancy import MODALITY_LABELS, RADII_KM
+from geoforensics.core.forensics.regions_check import SHOWN_LEVEL, region_at, region_line
 from geoforensics.forensics_app import common
+from geoforensics.forensics_app.maps import MARKDOWN_COLORS, MapPoint, build_deck, heat_cells
 
 DEMO_CLAIM = "Nairobi"
 SOURCES = ("Demo clip", "Upload a clip")
@@ -39,7 +43,6 @@ class CheckRun:
 
 
 def _options(claimed: str, when: date | None, text: str, settings: dict[str, Any]) -> Any:
-    from geoforensics.core.forensics import CheckOptions
 
     return CheckOptions(
         model_dir=settings["model_dir"],
@@ -55,7 +58,6 @@ def _options(claimed: str, when: date | None, text: str, settings: dict[str, Any
 def run(clip: Path, clip_name: str, options: Any) -> CheckRun:
     """Run the check with a progress bar and write the report into a temporary folder, read
     back for the download buttons (the folder is removed afterwards)."""
-    from geoforensics.core.forensics import run_check, write_report
 
     bar = st.progress(0.0, text="Starting the check ...")
 
@@ -109,7 +111,6 @@ def modality_table(report: Any) -> pd.DataFrame:
 
 def discrepancy_table(report: Any) -> pd.DataFrame:
     """One row per compared pair: distance, the audio's mass within 200/750/2,500 km, status."""
-    from geoforensics.core.forensics.discrepancy import MODALITY_LABELS, RADII_KM
 
     rows = []
     for d in report.discrepancies:
@@ -221,7 +222,6 @@ def species_caption(species: dict[str, Any]) -> str:
 def map_layers(report: Any, heat_of: str) -> Any:
     """The deck: heat hexagons of ``heat_of``'s distribution, every modality's top-k
     markers and arcs between the compared modalities' top-1 places."""
-    from geoforensics.forensics_app.maps import MapPoint, build_deck, heat_cells
 
     heat: list[dict[str, Any]] = []
     chosen = report.modalities.get(heat_of)
@@ -256,7 +256,6 @@ def map_layers(report: Any, heat_of: str) -> Any:
 def region_geojson(modality: Any) -> dict[str, Any] | None:
     """The 90 % confidence region of ``modality`` as a GeoJSON FeatureCollection (None
     without one)."""
-    from geoforensics.core.forensics.regions_check import SHOWN_LEVEL, region_at
 
     region = None if modality is None else region_at(modality, SHOWN_LEVEL)
     if region is None:
@@ -267,7 +266,6 @@ def region_geojson(modality: Any) -> dict[str, Any] | None:
 
 def show(result: CheckRun) -> None:
     """Everything about one finished check."""
-    from geoforensics.forensics_app.maps import MARKDOWN_COLORS
 
     report = result.report
     verdict = report.verdict
@@ -309,8 +307,6 @@ def show(result: CheckRun) -> None:
         heat_of = ""
     st.pydeck_chart(map_layers(report, heat_of), height=480, key="check_map")
     if heat_of:
-        from geoforensics.core.forensics.regions_check import region_line
-
         shown = report.modalities[heat_of]
         line = region_line(shown)
         if line is not None:

@@ -21,44 +21,53 @@ import pandas as pd
 import streamlit as st
 
 from geoforensics.core.errors import GeoforensicsError, InputError
-
-from .settings import (  # re-exported: the pages read them from here
+from geoforensics.core.forensics import CheckOptions, load_check_models
+from geoforensics.core.geo.gallery import resolve_gallery
+from geoforensics.core.geoclip.embeddings import geoclip_gallery_index
+from geoforensics.core.models import load_model
+from geoforensics.core.models.model_space import retrieval_index_for_model
+from geoforensics.core.models.resolve import resolve_audio_model
+from geoforensics.core.multimodal import country_text_embeddings
+from geoforensics.core.synth import generate_world
+from geoforensics.core.vision import clip_weights_status, load_geo_image_text_encoder
+from geoforensics.forensics_app.maps import MapPoint, build_deck, heat_cells
+from geoforensics.forensics_app.settings import (  # re-exported: the pages read them from here
     AUDIO_TYPES as AUDIO_TYPES,
 )
-from .settings import (
+from geoforensics.forensics_app.settings import (
     DEFAULT_GALLERY as DEFAULT_GALLERY,
 )
-from .settings import (
+from geoforensics.forensics_app.settings import (
     HEX_RES as HEX_RES,
 )
-from .settings import (
+from geoforensics.forensics_app.settings import (
     IMAGE_TYPES as IMAGE_TYPES,
 )
-from .settings import (
+from geoforensics.forensics_app.settings import (
     MAX_UPLOAD_MB as MAX_UPLOAD_MB,
 )
-from .settings import (
+from geoforensics.forensics_app.settings import (
     MEDIA_TYPES as MEDIA_TYPES,
 )
-from .settings import (
+from geoforensics.forensics_app.settings import (
     default_batch_dir as default_batch_dir,
 )
-from .settings import (
+from geoforensics.forensics_app.settings import (
     default_bench_dir as default_bench_dir,
 )
-from .settings import (
+from geoforensics.forensics_app.settings import (
     default_gallery as default_gallery,
 )
-from .settings import (
+from geoforensics.forensics_app.settings import (
     default_model_dir as default_model_dir,
 )
-from .settings import (
+from geoforensics.forensics_app.settings import (
     default_world_dir as default_world_dir,
 )
-from .settings import (
+from geoforensics.forensics_app.settings import (
     demo_audio_path as demo_audio_path,
 )
-from .settings import (
+from geoforensics.forensics_app.settings import (
     demo_clip_path as demo_clip_path,
 )
 
@@ -75,7 +84,6 @@ if TYPE_CHECKING:
 @st.cache_resource(show_spinner="Loading the gallery ...")
 def gallery(spec: str) -> Gallery:
     """A gallery of candidate locations, built once per process."""
-    from geoforensics.core.geo.gallery import resolve_gallery
 
     return resolve_gallery(spec)
 
@@ -83,8 +91,6 @@ def gallery(spec: str) -> Gallery:
 @st.cache_resource(show_spinner="Loading the AG-CLIP model ...")
 def agclip_model(model_dir: str) -> AudioGeolocator:
     """An AG-CLIP model folder, loaded once per process (eval mode, CPU)."""
-    from geoforensics.core.models import load_model
-    from geoforensics.core.models.resolve import resolve_audio_model
 
     model = load_model(resolve_audio_model(model_dir))  # a released .pt: imported once
     if model.kind != "agclip":
@@ -95,8 +101,6 @@ def agclip_model(model_dir: str) -> AudioGeolocator:
 @st.cache_resource(show_spinner="Embedding the gallery in the model's location space ...")
 def model_index(model_dir: str, gallery_spec: str) -> RetrievalIndex:
     """The gallery embedded in an AG-CLIP model's own location space."""
-    from geoforensics.core.models.model_space import retrieval_index_for_model
-    from geoforensics.core.models.resolve import resolve_audio_model
 
     return retrieval_index_for_model(resolve_audio_model(model_dir), gallery(gallery_spec))
 
@@ -104,7 +108,6 @@ def model_index(model_dir: str, gallery_spec: str) -> RetrievalIndex:
 @st.cache_resource(show_spinner="Embedding the gallery in GeoCLIP's location space ...")
 def geoclip_index(gallery_spec: str) -> RetrievalIndex:
     """The gallery embedded by GeoCLIP's location encoder (for images and text)."""
-    from geoforensics.core.geoclip.embeddings import geoclip_gallery_index
 
     return geoclip_gallery_index(gallery(gallery_spec))
 
@@ -112,7 +115,6 @@ def geoclip_index(gallery_spec: str) -> RetrievalIndex:
 def clip_folder(off_message: str = "") -> str | None:
     """Where CLIP ViT-L/14 is, or None after a warning that says how to get it (the message
     is ``geoforensics.core.vision``'s: `geoforensics weights download clip` or a folder)."""
-    from geoforensics.core.vision import clip_weights_status
 
     status = clip_weights_status()
     if status.found:
@@ -125,7 +127,6 @@ def clip_folder(off_message: str = "") -> str | None:
 @st.cache_resource(show_spinner="Loading CLIP ViT-L/14 + GeoCLIP's image MLP ...")
 def clip_encoder(clip: str) -> GeoImageTextEncoder:
     """CLIP's towers (from the folder ``clip``) + GeoCLIP's MLP, once per folder."""
-    from geoforensics.core.vision import load_geo_image_text_encoder
 
     return load_geo_image_text_encoder(clip)
 
@@ -133,7 +134,6 @@ def clip_encoder(clip: str) -> GeoImageTextEncoder:
 @st.cache_resource(show_spinner="Embedding the country prompts with CLIP's text tower ...")
 def country_embeddings(clip: str, template: str) -> np.ndarray:
     """(C, 512) embeddings of the country prompts, computed once per template."""
-    from geoforensics.core.multimodal import country_text_embeddings
 
     return country_text_embeddings(clip_encoder(clip), template)
 
@@ -141,7 +141,6 @@ def country_embeddings(clip: str, template: str) -> np.ndarray:
 @st.cache_resource(show_spinner=False)
 def check_models(model_dir: str | None, gallery_spec: str, clip: str | None, species: bool) -> Any:
     """``load_check_models`` for these settings, once per process."""
-    from geoforensics.core.forensics import CheckOptions, load_check_models
 
     options = CheckOptions(
         model_dir=None if model_dir is None else Path(model_dir),
@@ -155,7 +154,6 @@ def check_models(model_dir: str | None, gallery_spec: str, clip: str | None, spe
 @st.cache_resource(show_spinner="Generating the tiny SYNTHETIC demo world (seed 0) ...")
 def demo_world(root: str) -> str:
     """Generate the tiny synthetic world (seed 0) at ``root`` unless it is there already."""
-    from geoforensics.core.synth import generate_world
 
     if not (Path(root) / "world" / "world.json").is_file():
         generate_world(root, preset="tiny", seed=0, progress=False, force=True)
@@ -363,7 +361,6 @@ def top_table(location: LocationMap) -> pd.DataFrame:
 
 def location_deck(location: LocationMap, modality: str = "audio") -> Any:
     """The offline deck of one location map: heat hexagons and the top-k markers."""
-    from .maps import MapPoint, build_deck, heat_cells
 
     heat = heat_cells(location.coords, location.probs, HEX_RES)
     points = [

@@ -18,6 +18,9 @@ from typing import Any
 import streamlit as st
 
 from geoforensics.core.errors import WeightsNotFoundError
+from geoforensics.core.models.provenance import model_training_data
+from geoforensics.core.multimodal import locate_audio, location_map
+from geoforensics.core.vision import geolocate_embeddings, load_image
 from geoforensics.forensics_app import common
 
 MODES = ("Audio", "Image", "Text")
@@ -39,7 +42,6 @@ def _show(location: Any, modality: str, title: str) -> None:
 def locate_audio_file(path: Path, model_dir: str, gallery: str, top_k: int) -> Any:
     """AG-CLIP location map of one audio file (models cached per process), through the one
     audio path ``locate --method agclip`` and ``check`` take (gallery prior included)."""
-    from geoforensics.core.multimodal import locate_audio
 
     model = common.agclip_model(model_dir)
     index = common.model_index(model_dir, gallery)
@@ -50,7 +52,6 @@ def model_warning(model_dir: str) -> str | None:
     """What the AG-CLIP model folder's training data says it may not speak for (None for a
     model trained on real recordings), e.g. "trained on a SYNTHETIC world: not evidence for
     real recordings"; the page shows it beside every uploaded recording's result."""
-    from geoforensics.core.models.provenance import model_training_data
 
     try:
         return model_training_data(model_dir).label()
@@ -60,8 +61,6 @@ def model_warning(model_dir: str) -> str | None:
 
 def locate_embedding(embedding: Any, gallery: str, top_k: int) -> Any:
     """Location map of one GeoCLIP-space embedding (image or text)."""
-    from geoforensics.core.multimodal import location_map
-    from geoforensics.core.vision import geolocate_embeddings
 
     index = common.geoclip_index(gallery)
     log_probs = geolocate_embeddings(embedding, index)[0]
@@ -112,8 +111,6 @@ def render() -> None:
                 if image is not None and st.button(
                     "Locate the image", type="primary", key="locate_image_run"
                 ):
-                    from geoforensics.core.vision import load_image
-
                     with common.private_copies([image], expect="image") as (path,):
                         picture = load_image(path)
                     st.image(picture, caption=image.name, width=320)

@@ -22,14 +22,25 @@ import pandas as pd
 import streamlit as st
 
 from geoforensics.core.errors import WeightsNotFoundError
+from geoforensics.core.multimodal import (
+    DEFAULT_COUNTRY_TEMPLATE,
+    SpeciesSoundscape,
+    audio_embedding,
+    check_geoclip_space,
+    rank_by_similarity,
+    rank_countries,
+    species_counts,
+    species_soundscape,
+)
+from geoforensics.core.vision import load_image
 from geoforensics.forensics_app import common
+from geoforensics.forensics_app.maps import MapPoint, build_deck, heat_cells
 
 AUDIO_SOURCES = ("Demo soundscape", "Upload audio")
 
 
 def _audio_query(model_dir: str) -> tuple[np.ndarray, str] | None:
     """The AG-CLIP embedding of the chosen audio (kept in the session), or None."""
-    from geoforensics.core.multimodal import audio_embedding, check_geoclip_space
 
     source = st.radio("Query audio", AUDIO_SOURCES, horizontal=True, key="retrieve_source")
     upload = None
@@ -70,11 +81,6 @@ def _ranked_frame(ranked: list[Any]) -> pd.DataFrame:
 
 
 def _text_and_images(query: tuple[np.ndarray, str] | None) -> None:
-    from geoforensics.core.multimodal import (
-        DEFAULT_COUNTRY_TEMPLATE,
-        rank_by_similarity,
-        rank_countries,
-    )
 
     clip = common.clip_folder(", so audio → text and audio → image retrieval are off")
     if clip is None:
@@ -101,8 +107,6 @@ def _text_and_images(query: tuple[np.ndarray, str] | None) -> None:
         if query is None:
             st.info("Embed an audio query first.")
         elif images:
-            from geoforensics.core.vision import load_image
-
             with common.private_copies(images, expect="image") as paths:
                 pictures = [load_image(p) for p in paths]
             embeddings = common.clip_encoder(clip).embed_images(pictures)
@@ -118,12 +122,6 @@ def _text_and_images(query: tuple[np.ndarray, str] | None) -> None:
 
 
 def _soundscape(model_dir: str, gallery: str) -> None:
-    from geoforensics.core.multimodal import (
-        SpeciesSoundscape,
-        species_counts,
-        species_soundscape,
-    )
-    from geoforensics.forensics_app.maps import MapPoint, build_deck, heat_cells
 
     st.subheader("Species soundscape map")
     st.caption(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from geoforensics.core.models.resolve import resolve_audio_model
 from geoforensics.core.paths import assets_dir, cache_dir
 
 #: Largest upload the app accepts, MB (also passed to ``streamlit run`` as
@@ -76,7 +77,6 @@ def demo_audio_path() -> Path:
 def default_model_dir() -> Path:
     """The AG-CLIP model the pages use unless told otherwise (a released checkpoint ``.pt``
     in ``$GEOFORENSICS_APP_MODEL`` is imported once into the cache and its folder used)."""
-    from geoforensics.core.models.resolve import resolve_audio_model
 
     env = os.environ.get("GEOFORENSICS_APP_MODEL")
     return resolve_audio_model(env) if env else assets_dir().joinpath(*DEMO_MODEL)

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from geoforensics.core.errors import InputError
+from geoforensics.core.models.encoders import get_encoder_config, list_encoders
 from geoforensics.train.methods import get_method, method_names
 
 RANGE_MODELS: tuple[str, ...] = ("synthetic", "none")
@@ -371,7 +372,6 @@ def validate(config: TrainConfig, source: str = "<config>") -> None:
         fail("data.cache_workers", "must be at least 1")
     if config.data.feature_windows < 0:
         fail("data.feature_windows", "must be >= 0 (0 = all windows)")
-    from geoforensics.core.models.encoders import get_encoder_config, list_encoders
 
     if config.model.encoder not in list_encoders():
         fail("model.encoder", f"must be one of {', '.join(list_encoders())}")

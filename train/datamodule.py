@@ -43,12 +43,18 @@ from geoforensics.core.audio.frontend import FrontEndConfig, MelFrontEnd
 from geoforensics.core.data import INatSounds
 from geoforensics.core.errors import InputError
 from geoforensics.core.fileio import sha256_file
+from geoforensics.core.models.encoders import get_encoder_config
 from geoforensics.core.species.checklists import RangeModel
 from geoforensics.core.species.checklists import checklists as checklists_at
-
-from .config import TrainConfig
-from .feature_cache import FeatureCache, build_feature_cache
-from .spec_cache import SpectrogramCache, build_spectrogram_cache, images_from_frames
+from geoforensics.core.species.ranges import load_range_model
+from geoforensics.core.synth import SyntheticRangeModel
+from geoforensics.train.config import TrainConfig
+from geoforensics.train.feature_cache import FeatureCache, build_feature_cache
+from geoforensics.train.spec_cache import (
+    SpectrogramCache,
+    build_spectrogram_cache,
+    images_from_frames,
+)
 
 #: A split's window cache: spectrogram frames, or a frozen encoder's window features.
 WindowCache = SpectrogramCache | FeatureCache
@@ -223,7 +229,6 @@ class GeoDataModule(L.LightningDataModule):
     def __init__(
         self, config: TrainConfig, frontend: FrontEndConfig, progress: bool = True
     ) -> None:
-        from geoforensics.core.models.encoders import get_encoder_config
 
         super().__init__()
         self.config = config
@@ -255,12 +260,8 @@ class GeoDataModule(L.LightningDataModule):
         data = self.config.data
         range_model: RangeModel | None = None
         if data.range_model == "synthetic":
-            from geoforensics.core.synth import SyntheticRangeModel
-
             range_model = SyntheticRangeModel.load(data.root)
         elif data.range_model != "none":
-            from geoforensics.core.species.ranges import load_range_model
-
             range_model = load_range_model(data.range_model)
         self.range_model = range_model
         for role, name in self.split_names.items():

@@ -57,8 +57,7 @@ from geoforensics.core.models.encoders import (
     waveform_features,
 )
 from geoforensics.core.paths import cache_dir
-
-from .spec_cache import CacheSource, id_number, publish_built_folder
+from geoforensics.train.spec_cache import CacheSource, id_number, publish_built_folder
 
 log = logging.getLogger(__name__)
 

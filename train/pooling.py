@@ -35,14 +35,21 @@ import torch
 
 from geoforensics.core.errors import GeoforensicsError, InputError
 from geoforensics.core.fileio import atomic_path, atomic_write
+from geoforensics.core.geo.distance import validate_coords
+from geoforensics.core.geo.metrics import geolocation_errors
+from geoforensics.core.geoclip.embeddings import cached_gallery_embeddings
+from geoforensics.core.geoclip.location_encoder import geoclip_temperature
 from geoforensics.core.geoclip.retrieval import RetrievalIndex
+from geoforensics.core.models.encoders import error_summary
 from geoforensics.core.models.geolocator import AudioGeolocator
+from geoforensics.core.models.inference import iter_window_outputs
 from geoforensics.core.models.pooling import (
     TransformerPooling,
     chunk_windows,
     pad_sequences,
     random_crop,
 )
+from geoforensics.core.models.provenance import dataset_training_data, model_training_data
 
 #: Format tag of the JSON side file of a saved pooler.
 POOLING_FORMAT = "geoforensics-transformer-pooling"
@@ -72,8 +79,6 @@ def collect_outputs(
     (:func:`~geoforensics.core.models.inference.iter_window_outputs`).
     """
     from tqdm.auto import tqdm
-
-    from geoforensics.core.models.inference import iter_window_outputs
 
     if not keys:
         raise InputError("collect window outputs: no output names given")
@@ -151,7 +156,6 @@ def retrieval_errors_km(
 ) -> np.ndarray:
     """(N,) great-circle errors (km) of top-1 retrieval of ``embeddings`` (N, D) from ``index``
     against the true ``coords`` (N, 2); a zero or non-finite embedding is a miss (inf)."""
-    from geoforensics.core.geo.metrics import geolocation_errors
 
     return geolocation_errors(retrieve_top1(embeddings, index), np.asarray(coords).reshape(-1, 2))
 
@@ -186,7 +190,6 @@ def _check_agclip(model: AudioGeolocator) -> None:
 
 def _located(coords: np.ndarray) -> np.ndarray:
     """Boolean mask of rows with a usable location."""
-    from geoforensics.core.geo.distance import validate_coords
 
     return np.asarray(validate_coords(np.asarray(coords, dtype=np.float64).reshape(-1, 2)))
 
@@ -194,7 +197,6 @@ def _located(coords: np.ndarray) -> np.ndarray:
 def _as_index(gallery: RetrievalIndex | np.ndarray) -> RetrievalIndex:
     if isinstance(gallery, RetrievalIndex):
         return gallery
-    from geoforensics.core.geoclip.embeddings import cached_gallery_embeddings
 
     coords = np.asarray(gallery, dtype=np.float64)
     return RetrievalIndex(coords, cached_gallery_embeddings(coords, progress=False))
@@ -257,7 +259,7 @@ def fit_transformer_pooling(
     """
     from tqdm.auto import tqdm
 
-    from .tasks.agclip import contrastive_loss, location_embeddings
+    from geoforensics.train.tasks.agclip import contrastive_loss, location_embeddings
 
     _check_agclip(model)
     if epochs < 1 or batch_size < 2 or not lr > 0:
@@ -294,8 +296,6 @@ def fit_transformer_pooling(
         raise InputError(f"transformer pooling: window vectors of mixed widths (not all {in_dim})")
     index = _as_index(gallery)
     if temperature is None:
-        from geoforensics.core.geoclip.location_encoder import geoclip_temperature
-
         temperature = geoclip_temperature()
     targets = torch.from_numpy(location_embeddings(train_coords))
     if targets.shape[1] != model.config.embed_dim:
@@ -525,7 +525,6 @@ def _json_default(value: Any) -> Any:
 
 def _with_training_data(info: dict[str, Any]) -> dict[str, Any]:
     """``info`` plus the training-data records its ``data`` / ``model_dir`` entries imply."""
-    from geoforensics.core.models.provenance import dataset_training_data, model_training_data
 
     if isinstance(info.get("data"), str | Path) and "training_data" not in info:
         info["training_data"] = dataset_training_data(info["data"]).as_dict()
@@ -606,8 +605,6 @@ def load_transformer_pooling(
     """Rebuild a pooler saved by :func:`save_transformer_pooling` (safetensors only), in eval
     mode. A missing, foreign or mismatching file is an InputError naming it."""
     from safetensors.torch import load_file
-
-    from geoforensics.core.models.encoders import error_summary
 
     weights_path, config_path = pooling_files(path)
     if not weights_path.is_file():

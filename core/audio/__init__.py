@@ -8,7 +8,7 @@ built, so importing this package stays light.
 
 from __future__ import annotations
 
-from .decode import (
+from geoforensics.core.audio.decode import (
     DEFAULT_CHUNK_SECONDS,
     TARGET_SAMPLE_RATE,
     AudioInfo,
@@ -16,7 +16,7 @@ from .decode import (
     probe_audio,
     stream_audio,
 )
-from .frontend import (
+from geoforensics.core.audio.frontend import (
     FRONTENDS,
     FrontEndConfig,
     MelFrontEnd,
@@ -24,7 +24,7 @@ from .frontend import (
     get_frontend_config,
     mel_filterbank,
 )
-from .windows import (
+from geoforensics.core.audio.windows import (
     WindowBatch,
     count_windows,
     iter_window_batches,

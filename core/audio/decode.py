@@ -58,8 +58,14 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from ..errors import InputError, MediaDecodeError
-from ..media.ffmpeg import FFMPEG_LOG_PREFIX, StderrLog, checked_path, ffmpeg_exe, ffmpeg_problem
+from geoforensics.core.errors import InputError, MediaDecodeError
+from geoforensics.core.media.ffmpeg import (
+    FFMPEG_LOG_PREFIX,
+    StderrLog,
+    checked_path,
+    ffmpeg_exe,
+    ffmpeg_problem,
+)
 
 #: The sample rate every model in this project consumes.
 TARGET_SAMPLE_RATE = 22050

@@ -58,7 +58,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import InputError
+from geoforensics.core.errors import InputError
 
 if TYPE_CHECKING:
     import torch

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fileio import atomic_path
-from .decode import load_audio
-from .frontend import FrontEndConfig, MelFrontEnd
+from geoforensics.core.audio.decode import load_audio
+from geoforensics.core.audio.frontend import FrontEndConfig, MelFrontEnd
+from geoforensics.core.fileio import atomic_path
 
 
 def save_spectrogram_png(

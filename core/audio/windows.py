@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import InputError
-from .decode import stream_audio
+from geoforensics.core.audio.decode import stream_audio
+from geoforensics.core.errors import InputError
 
 if TYPE_CHECKING:
     import torch
 
-    from .frontend import FrontEndConfig, MelFrontEnd
+    from geoforensics.core.audio.frontend import FrontEndConfig, MelFrontEnd
 
 
 def _check_sizes(window: int, stride: int) -> None:

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from datetime import date
 
-from ..errors import InputError
+from geoforensics.core.errors import InputError
 
 
 def parse_date_option(text: str | None) -> date | None:

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from geoforensics.core.errors import InputError
 
 DEFAULT_PORT = 8501
 #: Where the server listens unless ``--address`` says otherwise: this machine only.
@@ -148,7 +148,7 @@ def run_streamlit(command: list[str], env: dict[str, str]) -> int:
 def run_app(args: argparse.Namespace) -> int:
     """Handler of ``geoforensics app``: runs Streamlit in the foreground until stopped."""
     if args.model is not None:
-        from ..models.resolve import resolve_audio_model
+        from geoforensics.core.models.resolve import resolve_audio_model
 
         args.model = str(resolve_audio_model(args.model))  # a released .pt: imported once
     if args.model is not None and not Path(args.model).is_dir():

@@ -8,8 +8,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
-from . import help_handler
+from geoforensics.core.commands import help_handler
+from geoforensics.core.errors import InputError
 
 
 def register(subparsers: Any) -> None:
@@ -52,7 +52,12 @@ def register(subparsers: Any) -> None:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from ..audio import count_windows, get_frontend_config, probe_audio, stream_audio
+    from geoforensics.core.audio import (
+        count_windows,
+        get_frontend_config,
+        probe_audio,
+        stream_audio,
+    )
 
     config = get_frontend_config(args.frontend)
     if args.png is not None and not (math.isfinite(args.png_seconds) and args.png_seconds > 0):
@@ -78,7 +83,7 @@ def _info(args: argparse.Namespace) -> int:
         "input_shape": [n_windows, *config.input_shape],
     }
     if args.png is not None:
-        from ..audio.plots import save_spectrogram_png
+        from geoforensics.core.audio.plots import save_spectrogram_png
 
         save_spectrogram_png(args.file, args.png, config, args.png_seconds)
         report["png"] = str(args.png)

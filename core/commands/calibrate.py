@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from geoforensics.core.errors import InputError
 
 #: Default number of species lists drawn per chorus.
 DEFAULT_DRAWS = 20
@@ -39,7 +39,7 @@ CHUNK = 256
 
 
 def _levels(text: str) -> tuple[float, ...]:
-    from ..geo.regions import DEFAULT_LEVELS
+    from geoforensics.core.geo.regions import DEFAULT_LEVELS
 
     if not text:
         return DEFAULT_LEVELS
@@ -78,22 +78,22 @@ def _report(args: argparse.Namespace, entries: list[Any], path: Path) -> None:
 
 def _model_calibration(args: argparse.Namespace) -> int:
     """AG-CLIP: the validation split's distributions over the gallery."""
-    from ..data import INatSounds
-    from ..geo.calibration import (
+    from geoforensics.core.data import INatSounds
+    from geoforensics.core.geo.calibration import (
         CALIBRATION_FILE,
         agclip_setting,
         calibrate,
         conformal_scores,
         save_calibration,
     )
-    from ..geo.distance import validate_coords
-    from ..geo.gallery import gallery_log_prior, resolve_gallery
-    from ..geo.regions import RegionGrid
-    from ..models import load_model
-    from ..models.audio_places import place_log_probs
-    from ..models.inference import iter_pooled_outputs
-    from ..models.model_space import retrieval_index_for_model
-    from ..models.resolve import resolve_audio_model
+    from geoforensics.core.geo.distance import validate_coords
+    from geoforensics.core.geo.gallery import gallery_log_prior, resolve_gallery
+    from geoforensics.core.geo.regions import RegionGrid
+    from geoforensics.core.models import load_model
+    from geoforensics.core.models.audio_places import place_log_probs
+    from geoforensics.core.models.inference import iter_pooled_outputs
+    from geoforensics.core.models.model_space import retrieval_index_for_model
+    from geoforensics.core.models.resolve import resolve_audio_model
 
     model_dir = Path(resolve_audio_model(args.model))
     model = load_model(model_dir)
@@ -156,17 +156,16 @@ def _species_lists(
 
 def _species_calibration(args: argparse.Namespace) -> int:
     """Species range: XCDC-format species lists with true places."""
+    from geoforensics.core.data import XCDC
+    from geoforensics.core.geo.calibration import calibrate, save_calibration, species_setting
+    from geoforensics.core.geo.gallery import effort_gallery_log_prior, resolve_gallery
+    from geoforensics.core.geo.ranking import score_map
+    from geoforensics.core.geo.regions import RegionGrid
     from geoforensics.core.species.checklists import YEAR_ROUND
-
-    from ..data import XCDC
-    from ..geo.calibration import calibrate, save_calibration, species_setting
-    from ..geo.gallery import effort_gallery_log_prior, resolve_gallery
-    from ..geo.ranking import score_map
-    from ..geo.regions import RegionGrid
-    from ..species.likelihood import SpeciesLikelihood
-    from ..species.names import match_species
-    from ..species.range_table import range_table
-    from ..species.ranges import load_range_model
+    from geoforensics.core.species.likelihood import SpeciesLikelihood
+    from geoforensics.core.species.names import match_species
+    from geoforensics.core.species.range_table import range_table
+    from geoforensics.core.species.ranges import load_range_model
 
     if args.out is None:
         raise InputError("calibrate --species: give --out FILE.json for the calibration")
@@ -248,7 +247,7 @@ def _record_week(record: Any) -> int:
 
 def run_calibrate(args: argparse.Namespace) -> int:
     """Handler of ``geoforensics calibrate``."""
-    from ..geo.regions import REGION_RESOLUTIONS
+    from geoforensics.core.geo.regions import REGION_RESOLUTIONS
 
     if args.res not in REGION_RESOLUTIONS:
         raise InputError(f"--res {args.res}: choose one of {REGION_RESOLUTIONS}")
@@ -265,7 +264,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add the `calibrate` subcommand."""
-    from ..species import likelihood
+    from geoforensics.core.species import likelihood
 
     default_likelihood = str(getattr(likelihood, "DEFAULT_LIKELIHOOD", "draw"))
     parser: argparse.ArgumentParser = subparsers.add_parser(

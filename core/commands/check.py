@@ -23,16 +23,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InputError
-from . import parse_date_option
+from geoforensics.core.commands import parse_date_option
+from geoforensics.core.errors import InputError
 
 if TYPE_CHECKING:
-    from ..forensics import CheckOptions, CheckReport
+    from geoforensics.core.forensics import CheckOptions, CheckReport
 
 
 def options_from_args(args: argparse.Namespace) -> CheckOptions:
     """:class:`CheckOptions` from the parsed command line."""
-    from ..forensics import CheckOptions
+    from geoforensics.core.forensics import CheckOptions
 
     if args.claimed is not None and not args.claimed.strip():
         raise InputError("--claimed '': give a place name or LAT,LON (or leave --claimed out)")
@@ -85,7 +85,7 @@ def progress_bar(quiet: bool, label: str = "check") -> Iterator[Callable[[float,
 def summary_lines(report: CheckReport, written: dict[str, Path] | None = None) -> list[str]:
     """The verdict, the reasons, one line per modality (and its 90 % region) and where the
     report is."""
-    from ..forensics.regions_check import region_line
+    from geoforensics.core.forensics.regions_check import region_line
 
     verdict = report.verdict
     lines = [f"verdict: {verdict.label.upper()}"]
@@ -119,7 +119,7 @@ def summary_lines(report: CheckReport, written: dict[str, Path] | None = None) -
         else:
             lines.append(f"  {modality.label:<32} unavailable: {modality.reason}")
     if report.species is not None:
-        from ..forensics.discrepancy import MODALITY_LABELS
+        from geoforensics.core.forensics.discrepancy import MODALITY_LABELS
 
         heard = [h["scientific"] for h in report.species.get("heard", [])]
         threshold = report.species.get("threshold")
@@ -144,8 +144,8 @@ def summary_lines(report: CheckReport, written: dict[str, Path] | None = None) -
 
 
 def _run_clip(path: Path, args: argparse.Namespace, options: CheckOptions) -> int:
-    from ..forensics import run_check, write_report
-    from ..forensics.report import report_json_text
+    from geoforensics.core.forensics import run_check, write_report
+    from geoforensics.core.forensics.report import report_json_text
 
     out = Path(args.out) if args.out else Path(f"check-{path.stem}")
     with progress_bar(args.quiet) as progress:
@@ -159,8 +159,8 @@ def _run_clip(path: Path, args: argparse.Namespace, options: CheckOptions) -> in
 
 
 def _run_folder(folder: Path, args: argparse.Namespace, options: CheckOptions) -> int:
-    from ..forensics import check_folder
-    from ..forensics.folder import batch_file_names
+    from geoforensics.core.forensics import check_folder
+    from geoforensics.core.forensics.folder import batch_file_names
 
     out = Path(args.out) if args.out else Path(f"check-{folder.name}")
     with progress_bar(args.quiet, "folder") as progress:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from . import help_handler
-from .data_info import register_info
-from .data_synth import register_synth
+from geoforensics.core.commands import help_handler
+from geoforensics.core.commands.data_info import register_info
+from geoforensics.core.commands.data_synth import register_synth
 
 
 def register(subparsers: Any) -> None:

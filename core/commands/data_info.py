@@ -47,12 +47,12 @@ def run_info(args: argparse.Namespace) -> int:
 
 def _summarise(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     if args.xcdc:
-        from ..data.xcdc import XCDC
+        from geoforensics.core.data.xcdc import XCDC
 
         summary = XCDC(args.root).summary()
         text = _format_xcdc(summary)
     else:
-        from ..data.inatsounds import summarize_inatsounds
+        from geoforensics.core.data.inatsounds import summarize_inatsounds
 
         splits = None if args.split == "all" else [args.split]
         summary = summarize_inatsounds(args.root, splits, check_audio=True)

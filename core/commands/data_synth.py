@@ -43,8 +43,8 @@ def register_synth(data_subparsers: Any) -> None:
 
 def run_synth(args: argparse.Namespace) -> int:
     """Handler of `geoforensics data synth`."""
-    from ..errors import InputError
-    from ..synth import generate_world
+    from geoforensics.core.errors import InputError
+    from geoforensics.core.synth import generate_world
 
     if args.seed < 0:
         raise InputError(f"--seed must be a non-negative integer, got {args.seed}")

@@ -31,9 +31,9 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``geoforensics demo``."""
-    from ..demo import DEMO_CLAIM, demo_clip_path, run_demo
-    from ..forensics import default_model_dir
-    from .check import progress_bar, summary_lines
+    from geoforensics.core.commands.check import progress_bar, summary_lines
+    from geoforensics.core.demo import DEMO_CLAIM, demo_clip_path, run_demo
+    from geoforensics.core.forensics import default_model_dir
 
     with progress_bar(args.quiet, "demo") as progress:
         result = run_demo(args.out, progress, args.clip_weights, species=not args.no_species)

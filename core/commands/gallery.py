@@ -10,7 +10,7 @@ import argparse
 import time
 from typing import Any
 
-from . import help_handler
+from geoforensics.core.commands import help_handler
 
 _SPEC_HELP = (
     "grid-1deg, grid-0.5deg, land-1deg, land-0.5deg, geoclip-100k or file:PATH (CSV with "
@@ -19,7 +19,7 @@ _SPEC_HELP = (
 
 
 def _build(args: argparse.Namespace) -> int:
-    from ..geo.gallery import build_gallery
+    from geoforensics.core.geo.gallery import build_gallery
 
     started = time.perf_counter()
     gallery = build_gallery(args.spec)
@@ -28,7 +28,10 @@ def _build(args: argparse.Namespace) -> int:
         f"{gallery.name}: {len(gallery)} locations -> {out} ({time.perf_counter() - started:.1f} s)"
     )
     if args.embed:
-        from ..geoclip.embeddings import cached_gallery_embeddings, embeddings_cache_path
+        from geoforensics.core.geoclip.embeddings import (
+            cached_gallery_embeddings,
+            embeddings_cache_path,
+        )
 
         started = time.perf_counter()
         embeddings = cached_gallery_embeddings(
@@ -43,7 +46,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from ..geo.gallery import resolve_gallery
+    from geoforensics.core.geo.gallery import resolve_gallery
 
     gallery = resolve_gallery(args.file_or_spec)
     lat_min, lat_max, lon_min, lon_max = gallery.extent()

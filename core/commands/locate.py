@@ -50,14 +50,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import InputError
-from ..geo.calibration import agclip_setting, species_setting
-from ..geo.worldmap import write_score_map
-from . import parse_date_option
-from .locate_regions import add_region_options, check_region_options, region_output
+from geoforensics.core.commands import parse_date_option
+from geoforensics.core.commands.locate_regions import (
+    add_region_options,
+    check_region_options,
+    region_output,
+)
+from geoforensics.core.errors import InputError
+from geoforensics.core.geo.calibration import agclip_setting, species_setting
+from geoforensics.core.geo.worldmap import write_score_map
 
 if TYPE_CHECKING:
-    from ..species.likelihood import SpeciesLocation
+    from geoforensics.core.species.likelihood import SpeciesLocation
 
 #: Methods of ``locate AUDIO``.
 AUDIO_METHODS: tuple[str, ...] = ("birdnet-range", "agclip", "fused", "taxabind")
@@ -88,8 +92,8 @@ def _heard_species(
     """Species names and weights heard in AUDIO by BirdNET's audio model (possibly none),
     and the highest probability of any species. ``species_only`` ignores BirdNET's
     non-species sound classes (Siren, Human vocal, Engine, ...)."""
-    from ..species.birdnet_audio import BirdNETAudio
-    from ..species.evidence import heard_species
+    from geoforensics.core.species.birdnet_audio import BirdNETAudio
+    from geoforensics.core.species.evidence import heard_species
 
     path = Path(args.audio)
     if not path.is_file():
@@ -117,7 +121,7 @@ def _audio_species(args: argparse.Namespace) -> tuple[list[str], np.ndarray]:
 
 def _species_input(args: argparse.Namespace) -> tuple[list[str], np.ndarray | None, str]:
     """(names, weights or None, source description) from --species or AUDIO."""
-    from ..species.names import parse_species_list
+    from geoforensics.core.species.names import parse_species_list
 
     if args.audio is not None and args.species is not None:
         raise InputError("locate: give AUDIO or --species, not both")
@@ -140,7 +144,7 @@ def _species_input(args: argparse.Namespace) -> tuple[list[str], np.ndarray | No
 def _place_rows(result: SpeciesLocation) -> list[dict[str, Any]]:
     """The listed places in the one place-row schema (:mod:`..geo.gazetteer`) plus each
     place's species ``log_likelihood``."""
-    from ..geo.gazetteer import place_rows
+    from geoforensics.core.geo.gazetteer import place_rows
 
     return place_rows(
         result.coords, result.top, result.region_probs, result.probs, result.radius_km,
@@ -200,7 +204,7 @@ def _check_model_args(args: argparse.Namespace) -> Path:
     path = Path(args.audio)
     if not path.is_file():
         raise InputError(f"{path}: no such audio file")
-    from ..models.resolve import resolve_audio_model
+    from geoforensics.core.models.resolve import resolve_audio_model
 
     # a released checkpoint (.pt) is imported once into the cache; its folder is used
     args.model = str(resolve_audio_model(args.model))
@@ -210,8 +214,8 @@ def _check_model_args(args: argparse.Namespace) -> Path:
 def audio_place_options(args: argparse.Namespace, when: date | None) -> Any:
     """The :class:`~geoforensics.core.models.audio_places.AudioPlaceOptions` of ``locate AUDIO
     --method agclip|fused`` (no ``--fusion-weight``: the model folder's weight, else 1)."""
-    from ..models.audio_places import AudioPlaceOptions
-    from ..species.fusion import fusion_weight_for_model
+    from geoforensics.core.models.audio_places import AudioPlaceOptions
+    from geoforensics.core.species.fusion import fusion_weight_for_model
 
     weight = args.fusion_weight
     if args.method == "fused" and weight is None:
@@ -236,11 +240,11 @@ def run_model_locate(args: argparse.Namespace, when: date | None) -> int:
     gallery, optionally fused with BirdNET's species likelihood
     (:func:`~geoforensics.core.models.audio_places.audio_places`, the one path ``check``,
     the app and the bench share)."""
-    from ..geo.gallery import resolve_gallery
-    from ..models import load_model
-    from ..models.audio_places import audio_places
-    from ..models.model_space import retrieval_index_for_model
-    from ..models.provenance import model_training_data
+    from geoforensics.core.geo.gallery import resolve_gallery
+    from geoforensics.core.models import load_model
+    from geoforensics.core.models.audio_places import audio_places
+    from geoforensics.core.models.model_space import retrieval_index_for_model
+    from geoforensics.core.models.provenance import model_training_data
 
     path = _check_model_args(args)
     method = args.method
@@ -334,7 +338,7 @@ def run_model_locate(args: argparse.Namespace, when: date | None) -> int:
 def run_media_locate(args: argparse.Namespace) -> int:
     """``locate --image FILE`` or ``locate --text "..."``: GeoCLIP-space retrieval of a photo
     or a description over the gallery (CLIP through GeoCLIP's image MLP)."""
-    from ..vision import locate_image, locate_text
+    from geoforensics.core.vision import locate_image, locate_text
 
     if args.image is not None and args.text is not None:
         raise InputError("locate: give --image or --text, not both")
@@ -355,7 +359,7 @@ def run_media_locate(args: argparse.Namespace) -> int:
     else:
         result = locate_text(args.text, k=args.top_k, gallery=args.gallery, clip=args.clip)
         what = f"text {args.text!r}"
-    from ..geo.gazetteer import place_rows
+    from geoforensics.core.geo.gazetteer import place_rows
 
     probs = result.probs
     top = result.top_indices
@@ -392,11 +396,10 @@ def run_media_locate(args: argparse.Namespace) -> int:
 
 def run_locate(args: argparse.Namespace) -> int:
     """Handler of ``geoforensics locate``."""
+    from geoforensics.core.geo.gallery import resolve_gallery
     from geoforensics.core.species.checklists import YEAR_ROUND, date_to_week
-
-    from ..geo.gallery import resolve_gallery
-    from ..species.likelihood import locate_species
-    from ..species.ranges import load_range_model
+    from geoforensics.core.species.likelihood import locate_species
+    from geoforensics.core.species.ranges import load_range_model
 
     if args.top_k < 1:
         raise InputError(f"--top-k must be >= 1, got {args.top_k}")
@@ -408,7 +411,7 @@ def run_locate(args: argparse.Namespace) -> int:
     if args.clip is not None:
         raise InputError("locate: --clip is used with --image or --text")
     if args.method == "taxabind":
-        from .locate_taxabind import run_taxabind_locate
+        from geoforensics.core.commands.locate_taxabind import run_taxabind_locate
 
         return run_taxabind_locate(args)
     when = parse_date_option(args.date)
@@ -482,7 +485,7 @@ def run_locate(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add the `locate` subcommand."""
-    from ..species.likelihood import (
+    from geoforensics.core.species.likelihood import (
         DEFAULT_LIKELIHOOD,
         DEFAULT_RADIUS_KM,
         LIKELIHOOD_MODELS,

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..errors import InputError
+from geoforensics.core.errors import InputError
 
 #: The level ``locate`` prints and writes.
 LOCATE_LEVEL = 0.9
@@ -59,7 +59,7 @@ def check_region_options(args: argparse.Namespace) -> None:
 
 
 def _spanned_countries(region: Any, coords: np.ndarray) -> list[dict[str, Any]]:
-    from ..geo.gazetteer import nearest_places
+    from geoforensics.core.geo.gazetteer import nearest_places
 
     order = np.argsort(-region.point_mass, kind="stable")[:MAX_PLACE_POINTS]
     points = region.points[order]
@@ -83,9 +83,9 @@ def region_output(
     """The 90 % region of ``probs`` over ``coords``, calibrated for (``kind``, ``setting``)
     from ``--calibration`` or ``default_calibration`` when such an entry exists; writes
     ``--geojson``."""
-    from ..fileio import atomic_write
-    from ..geo.calibration import find_calibration
-    from ..geo.regions import confidence_regions
+    from geoforensics.core.fileio import atomic_write
+    from geoforensics.core.geo.calibration import find_calibration
+    from geoforensics.core.geo.regions import confidence_regions
 
     points = np.asarray(coords, dtype=np.float64)
     source = getattr(args, "calibration", None) or default_calibration

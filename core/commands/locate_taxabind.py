@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from geoforensics.core.errors import InputError
 
 #: Display temperature of the probabilities (CLIP's initial 1 / 0.07).
 DISPLAY_TEMPERATURE = 1.0 / 0.07
@@ -28,11 +28,11 @@ DISPLAY_TEMPERATURE = 1.0 / 0.07
 
 def run_taxabind_locate(args: argparse.Namespace) -> int:
     """Handler of ``locate AUDIO --method taxabind [--model FOLDER]``."""
-    from ..geo.gallery import resolve_gallery
-    from ..geo.gazetteer import place_rows
-    from ..geo.ranking import distinct_top_k, region_probability, softmax
-    from ..geo.worldmap import write_score_map
-    from ..models.taxabind import load_taxabind
+    from geoforensics.core.geo.gallery import resolve_gallery
+    from geoforensics.core.geo.gazetteer import place_rows
+    from geoforensics.core.geo.ranking import distinct_top_k, region_probability, softmax
+    from geoforensics.core.geo.worldmap import write_score_map
+    from geoforensics.core.models.taxabind import load_taxabind
 
     if args.species is not None:
         raise InputError("locate: --method taxabind locates an AUDIO file; drop --species")

@@ -14,10 +14,9 @@ from typing import Any
 
 def _run(args: argparse.Namespace) -> int:
     # here, not at the top: the CLI imports every command module to register it
+    from geoforensics.core.errors import InputError
+    from geoforensics.core.fileio import atomic_write
     from geoforensics.eval.perf import format_report, parse_only, run_perf
-
-    from ..errors import InputError
-    from ..fileio import atomic_write
 
     letters = parse_only(args.only)
     world = Path(args.world) if args.world else None

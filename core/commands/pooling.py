@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from . import help_handler
+from geoforensics.core.commands import help_handler
 
 DEFAULT_OUT_NAME = "transformer_pooling.safetensors"
 

@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, WeightsNotFoundError
+from geoforensics.core.errors import InputError, WeightsNotFoundError
 
 _RANGE_HELP = (
     "range model for --at: birdnet (default), sinr:CHECKPOINT[,NAMES.txt] or world:DIR "
@@ -27,7 +27,7 @@ _RANGE_HELP = (
 
 
 def _check_birdnet() -> None:
-    from ..species import birdnet_files
+    from geoforensics.core.species import birdnet_files
 
     if not birdnet_files.birdnet_available():
         raise WeightsNotFoundError(
@@ -39,7 +39,7 @@ def _check_birdnet() -> None:
 def _print_text(
     evidence: Any, recording: Path, duration_s: float, n_windows: int, info: dict[str, Any]
 ) -> None:
-    from ..species.evidence import format_evidence
+    from geoforensics.core.species.evidence import format_evidence
 
     print(
         f"recording: {recording} ({duration_s:.1f} s, {n_windows} BirdNET windows of 3 s); "
@@ -74,9 +74,8 @@ def _print_text(
 
 def run_species(args: argparse.Namespace) -> int:
     """Handler of ``geoforensics species``."""
+    from geoforensics.core.commands import parse_date_option
     from geoforensics.core.species.checklists import YEAR_ROUND, date_to_week
-
-    from . import parse_date_option
 
     path = Path(args.audio)
     if not path.is_file():
@@ -88,19 +87,19 @@ def run_species(args: argparse.Namespace) -> int:
     when = parse_date_option(args.date)
     place = None
     if args.at is not None:
-        from ..geo.gazetteer import resolve_place
+        from geoforensics.core.geo.gazetteer import resolve_place
 
         place = resolve_place(args.at)
     _check_birdnet()
-    from ..species.birdnet_audio import BirdNETAudio
-    from ..species.evidence import evidence_payload, species_evidence
+    from geoforensics.core.species.birdnet_audio import BirdNETAudio
+    from geoforensics.core.species.evidence import evidence_payload, species_evidence
 
     windows = BirdNETAudio(num_threads=args.threads).windows(path, overlap_s=args.overlap)
     if len(windows) == 0:
         raise InputError(f"{path}: no audio to analyse")
     range_model = None
     if place is not None:
-        from ..species.ranges import load_range_model
+        from geoforensics.core.species.ranges import load_range_model
 
         range_model = load_range_model(args.range_model)
     week = YEAR_ROUND if when is None else date_to_week(when)
@@ -131,8 +130,8 @@ def run_species(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add the `species` subcommand."""
-    from ..species.detections import DEFAULT_MIN_CONFIDENCE
-    from ..species.evidence import UNEXPECTED_BELOW
+    from geoforensics.core.species.detections import DEFAULT_MIN_CONFIDENCE
+    from geoforensics.core.species.evidence import UNEXPECTED_BELOW
 
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "species",

@@ -22,13 +22,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
-from . import help_handler
+from geoforensics.core.commands import help_handler
+from geoforensics.core.errors import InputError
 
 
 def _print_audio_models(entries: list[Any]) -> None:
     """The audio-model section of the status table."""
-    from ..models.resolve import MODELS_ENV
+    from geoforensics.core.models.resolve import MODELS_ENV
 
     print()
     print(f"audio models for --model (shipped, imported .pt checkpoints, ${MODELS_ENV}):")
@@ -56,8 +56,8 @@ def _print_baselines(rows: list[Any]) -> None:
 
 def _file_status(name: str, find: Any, use: str) -> Any:
     """A WeightsStatus row for weights found by ``find()`` (WeightsNotFoundError: missing)."""
-    from ..errors import WeightsNotFoundError
-    from ..vision.weights import WeightsStatus
+    from geoforensics.core.errors import WeightsNotFoundError
+    from geoforensics.core.vision.weights import WeightsStatus
 
     try:
         where = find()
@@ -69,11 +69,11 @@ def _file_status(name: str, find: Any, use: str) -> Any:
 def baseline_statuses(taxabind: str | None = None) -> list[Any]:
     """Status rows of the off-the-shelf baselines' weights (TaxaBind, GeoCLAP, CLAP, Wav2CLIP,
     ImageNet MobileNetV3)."""
-    from ..models.clap import find_clap_weights
-    from ..models.geoclap import find_geoclap_weights
-    from ..models.imagenet import find_imagenet_mobilenet
-    from ..models.taxabind import taxabind_status
-    from ..models.wav2clip import find_wav2clip_weights
+    from geoforensics.core.models.clap import find_clap_weights
+    from geoforensics.core.models.geoclap import find_geoclap_weights
+    from geoforensics.core.models.imagenet import find_imagenet_mobilenet
+    from geoforensics.core.models.taxabind import taxabind_status
+    from geoforensics.core.models.wav2clip import find_wav2clip_weights
 
     return [
         taxabind_status(taxabind),
@@ -102,8 +102,8 @@ def baseline_statuses(taxabind: str | None = None) -> list[Any]:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from ..models.resolve import find_audio_models
-    from ..vision.weights import all_weights_status
+    from geoforensics.core.models.resolve import find_audio_models
+    from geoforensics.core.vision.weights import all_weights_status
 
     rows = all_weights_status(args.clip)
     models = find_audio_models()
@@ -136,7 +136,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _download_taxabind(args: argparse.Namespace) -> int:
-    from ..models.taxabind import (
+    from geoforensics.core.models.taxabind import (
         TAXABIND_AUDIO_HUB_ID,
         TAXABIND_ENV,
         TAXABIND_LOCATION_HUB_ID,
@@ -159,12 +159,12 @@ def _download_taxabind(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from ..vision.weights import CLIP_ENV, CLIP_HUB_ID, download_clip
+    from geoforensics.core.vision.weights import CLIP_ENV, CLIP_HUB_ID, download_clip
 
     if args.what == "taxabind":
         return _download_taxabind(args)
     if args.what == "clap":
-        from ..models.clap import CLAP_ENV, CLAP_LAION_HUB_IDS, download_clap
+        from geoforensics.core.models.clap import CLAP_ENV, CLAP_LAION_HUB_IDS, download_clap
 
         where = args.to if args.to is not None else "the Hugging Face cache"
         print(f"downloading {CLAP_LAION_HUB_IDS[0]} (configs, safetensors) to {where}")
@@ -174,7 +174,7 @@ def _download(args: argparse.Namespace) -> int:
             print(f"use it with export {CLAP_ENV}={folder}")
         return 0
     if args.what == "imagenet-mobilenet":
-        from ..models.imagenet import IMAGENET_URL, download_imagenet_mobilenet
+        from geoforensics.core.models.imagenet import IMAGENET_URL, download_imagenet_mobilenet
 
         if args.to is not None:
             raise InputError(
@@ -196,10 +196,10 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from ..fileio import sha256_file
-    from ..models.model_space import read_model_config
-    from ..models.provenance import model_training_data
-    from ..models.resolve import import_reference_checkpoint
+    from geoforensics.core.fileio import sha256_file
+    from geoforensics.core.models.model_space import read_model_config
+    from geoforensics.core.models.provenance import model_training_data
+    from geoforensics.core.models.resolve import import_reference_checkpoint
 
     folder = import_reference_checkpoint(args.file, args.out, args.species, force=args.force)
     config = read_model_config(folder)
@@ -228,11 +228,11 @@ def _import(args: argparse.Namespace) -> int:
 def _prepare(args: argparse.Namespace) -> int:
     """``weights prepare birdnet``: every week's range totals over the gallery, the BirdNET
     audio model with its embedding output, and the slim place tables, into the cache."""
-    from ..geo.cities import city_records, place_table
-    from ..geo.gallery import resolve_gallery
-    from ..species.birdnet_audio import BirdNETAudio
-    from ..species.range_evidence import birdnet_mlp, prepare_range_totals
-    from ..species.ranges import BirdNETRangeModel
+    from geoforensics.core.geo.cities import city_records, place_table
+    from geoforensics.core.geo.gallery import resolve_gallery
+    from geoforensics.core.species.birdnet_audio import BirdNETAudio
+    from geoforensics.core.species.range_evidence import birdnet_mlp, prepare_range_totals
+    from geoforensics.core.species.ranges import BirdNETRangeModel
 
     gallery = resolve_gallery(args.gallery)
     model = BirdNETRangeModel()

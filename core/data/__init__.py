@@ -8,12 +8,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .inatsounds import SPLITS, Category, INatSounds, Recording, summarize_inatsounds
-from .records import parse_date
-from .xcdc import XCDC, XCDCRecording
+from geoforensics.core.data.inatsounds import (
+    SPLITS,
+    Category,
+    INatSounds,
+    Recording,
+    summarize_inatsounds,
+)
+from geoforensics.core.data.records import parse_date
+from geoforensics.core.data.xcdc import XCDC, XCDCRecording
 
 if TYPE_CHECKING:
-    from .windows import WindowDataset
+    from geoforensics.core.data.windows import WindowDataset
 
 __all__ = [
     "SPLITS",
@@ -30,7 +36,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "WindowDataset":
-        from .windows import WindowDataset
+        from geoforensics.core.data.windows import WindowDataset
 
         return WindowDataset
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,8 +21,7 @@ from typing import Any, overload
 
 import numpy as np
 
-from ..errors import DatasetNotFoundError, InputError
-from .records import (
+from geoforensics.core.data.records import (
     as_float,
     date_range,
     is_valid_location,
@@ -30,6 +29,7 @@ from .records import (
     missing_files,
     parse_date_parts,
 )
+from geoforensics.core.errors import DatasetNotFoundError, InputError
 
 logger = logging.getLogger(__name__)
 

@@ -32,10 +32,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..audio.decode import load_audio, probe_audio
-from ..audio.frontend import FrontEndConfig, MelFrontEnd
-from ..audio.windows import window_starts
-from ..errors import InputError, MediaDecodeError
+from geoforensics.core.audio.decode import load_audio, probe_audio
+from geoforensics.core.audio.frontend import FrontEndConfig, MelFrontEnd
+from geoforensics.core.audio.windows import window_starts
+from geoforensics.core.errors import InputError, MediaDecodeError
 
 logger = logging.getLogger(__name__)
 

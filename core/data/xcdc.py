@@ -22,8 +22,8 @@ from typing import Any, overload
 
 import numpy as np
 
-from ..errors import DatasetNotFoundError, InputError
-from .records import date_range, isoformat_or_none
+from geoforensics.core.data.records import date_range, isoformat_or_none
+from geoforensics.core.errors import DatasetNotFoundError, InputError
 
 #: The CSV's columns, in the order the released file has them.
 COLUMNS: tuple[str, ...] = (

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..lazy_exports import lazy_exports
+from geoforensics.core.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
-    from .discrepancy import (
+    from geoforensics.core.forensics.discrepancy import (
         MODALITY_ORDER,
         RADII_KM,
         Discrepancy,
@@ -35,8 +35,13 @@ if TYPE_CHECKING:
         mass_within,
         thresholds,
     )
-    from .folder import FolderEntry, FolderSummary, check_folder, find_media
-    from .pipeline import (
+    from geoforensics.core.forensics.folder import (
+        FolderEntry,
+        FolderSummary,
+        check_folder,
+        find_media,
+    )
+    from geoforensics.core.forensics.pipeline import (
         CheckModels,
         CheckOptions,
         check_fingerprint,
@@ -45,8 +50,8 @@ if TYPE_CHECKING:
         run_check,
         shared_check_models,
     )
-    from .report import report_html, write_report
-    from .results import CheckReport, ModalityResult, Segment
+    from geoforensics.core.forensics.report import report_html, write_report
+    from geoforensics.core.forensics.results import CheckReport, ModalityResult, Segment
 
 _EXPORTS = {
     "MODALITY_ORDER": "discrepancy",

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..fileio import atomic_write
+from geoforensics.core.fileio import atomic_path, atomic_write
 
 SUMMARY_CSV = "summary.csv"
 SUMMARY_PARQUET = "summary.parquet"
@@ -284,8 +284,6 @@ def write_parquet(
     """Write ``rows`` as Parquet with a typed schema (pyarrow), atomically."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from ..fileio import atomic_path
 
     types = {"string": pa.string(), "float": pa.float64(), "int": pa.int64(), "bool": pa.bool_()}
     schema = pa.schema([(name, types[kind]) for name, kind in columns])

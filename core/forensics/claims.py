@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputError
-from .pipeline import CheckOptions
+from geoforensics.core.errors import InputError
+from geoforensics.core.forensics.pipeline import CheckOptions
 
 
 @dataclass(frozen=True)

@@ -55,8 +55,8 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..errors import InputError
-from ..geo.distance import check_coords, haversine_np
+from geoforensics.core.errors import InputError
+from geoforensics.core.geo.distance import check_coords, haversine_np
 
 #: Modality keys of a check report, in comparison order.
 MODALITY_ORDER: tuple[str, ...] = (

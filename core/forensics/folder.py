@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import GeoforensicsError, InputError
-from ..fileio import atomic_write, sha256_file
-from .batch_tables import (
+from geoforensics.core.errors import GeoforensicsError, InputError
+from geoforensics.core.fileio import atomic_write, sha256_file
+from geoforensics.core.forensics.batch_tables import (
     SPECIES_COLUMNS,
     SPECIES_CSV,
     SPECIES_RAVEN,
@@ -49,8 +49,8 @@ from .batch_tables import (
     write_parquet,
     write_raven,
 )
-from .claims import read_claims
-from .gis_export import (
+from geoforensics.core.forensics.claims import read_claims
+from geoforensics.core.forensics.gis_export import (
     BATCH_KML,
     PLACES_GEOJSON,
     REGIONS_GEOJSON,
@@ -59,9 +59,16 @@ from .gis_export import (
     write_geojson,
     write_kml,
 )
-from .pipeline import CheckModels, CheckOptions, check_fingerprint, run_check, shared_check_models
-from .ray_runner import run_on_ray
-from .report import REPORT_JSON, write_report
+from geoforensics.core.forensics.pipeline import (
+    CheckModels,
+    CheckOptions,
+    check_fingerprint,
+    run_check,
+    shared_check_models,
+)
+from geoforensics.core.forensics.ray_runner import run_on_ray
+from geoforensics.core.forensics.report import REPORT_JSON, write_report
+from geoforensics.core.models.geolocator import model_files
 
 #: File suffixes ``check FOLDER`` treats as media (video and audio containers).
 MEDIA_SUFFIXES: frozenset[str] = frozenset(
@@ -410,8 +417,6 @@ def check_folder(
         raise InputError(f"{root}: no media files ({', '.join(sorted(MEDIA_SUFFIXES))})")
     model_sha = ""  # no AG-CLIP model: species, frames, text, GPS and claim only
     if options.model_dir is not None:
-        from ..models.geolocator import model_files  # imports torch: only with a model
-
         weights, _ = model_files(options.resolved_model_dir())
         if not weights.is_file():
             raise InputError(f"{weights}: AG-CLIP model not found")

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..fileio import atomic_write
+from geoforensics.core.fileio import atomic_write
 
 REGIONS_GEOJSON = "regions.geojson"
 PLACES_GEOJSON = "places.geojson"

@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..geo.worldmap import draw_outlines, save_png, set_world_extent, world_figure
-from .discrepancy import MODALITY_LABELS, MODALITY_ORDER
+from geoforensics.core.forensics.discrepancy import MODALITY_LABELS, MODALITY_ORDER
+from geoforensics.core.geo.worldmap import draw_outlines, save_png, set_world_extent, world_figure
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from .results import CheckReport, ModalityResult
+    from geoforensics.core.forensics.results import CheckReport, ModalityResult
 
 #: Marker colour and shape of each modality.
 STYLE: dict[str, tuple[str, str]] = {
@@ -126,7 +126,7 @@ def _draw_raster(axes: Axes, coords: np.ndarray, values: np.ndarray, norm: Any, 
 
 def region_rings(modality: ModalityResult) -> list[np.ndarray]:
     """The rings (each (N, 2) [lon, lat]) of the modality's 90 % region, [] without one."""
-    from .regions_check import SHOWN_LEVEL, region_at
+    from geoforensics.core.forensics.regions_check import SHOWN_LEVEL, region_at
 
     region = region_at(modality, SHOWN_LEVEL)
     if region is None:
@@ -144,7 +144,7 @@ def _draw_region(axes: Axes, modality: ModalityResult) -> None:
     """Outline the modality's 90 % region (dashed when uncalibrated)."""
     from matplotlib.collections import LineCollection
 
-    from .regions_check import SHOWN_LEVEL, region_at
+    from geoforensics.core.forensics.regions_check import SHOWN_LEVEL, region_at
 
     rings = region_rings(modality)
     if not rings:
@@ -168,7 +168,7 @@ def write_modality_map(report: CheckReport, name: str, out: str | Path) -> Path:
     top-1 place, and arcs from ``name``'s place to the others with their distances."""
     from matplotlib.colors import LogNorm
 
-    from .discrepancy import great_circle_km
+    from geoforensics.core.forensics.discrepancy import great_circle_km
 
     modality = report.modalities[name]
     title = f"{MODALITY_LABELS.get(name, name)}: {report.clip.name}"

@@ -51,30 +51,75 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import GeoforensicsError, InputError, WeightsNotFoundError
-from ..geo.gallery import effort_gallery_log_prior, gallery_log_prior
-from ..geo.gazetteer import ResolvedPlace, resolve_place
-from ..geo.ranking import softmax
-from .discrepancy import (
+from geoforensics.core.audio.decode import decode_report
+from geoforensics.core.errors import GeoforensicsError, InputError, WeightsNotFoundError
+from geoforensics.core.fileio import sha256_file
+from geoforensics.core.forensics.discrepancy import (
     CONSISTENT_RADIUS_KM,
     compare_modalities,
     decide_verdict,
     great_circle_km,
     mass_within,
 )
-from .places import TOP_RADIUS_KM, RegionMass, place_labels, point_row, top_rows
-from .regions_check import apply_region_rule, attach_regions
-from .results import REPORT_VERSION, CheckReport, ModalityResult, Segment
-from .species_rule import rule_constants
+from geoforensics.core.forensics.places import (
+    TOP_RADIUS_KM,
+    RegionMass,
+    place_labels,
+    point_row,
+    top_rows,
+)
+from geoforensics.core.forensics.regions_check import apply_region_rule, attach_regions
+from geoforensics.core.forensics.results import REPORT_VERSION, CheckReport, ModalityResult, Segment
+from geoforensics.core.forensics.species_rule import rule_constants
+from geoforensics.core.geo.calibration import CALIBRATION_FILE
+from geoforensics.core.geo.gallery import (
+    effort_gallery_log_prior,
+    gallery_log_prior,
+    gallery_prior_name,
+    resolve_gallery,
+)
+from geoforensics.core.geo.gazetteer import ResolvedPlace, resolve_place
+from geoforensics.core.geo.ranking import score_map, softmax
+from geoforensics.core.geoclip.embeddings import geoclip_gallery_index
+from geoforensics.core.media import extract_keyframes, probe_media
+from geoforensics.core.models import load_model
+from geoforensics.core.models.audio_places import AudioPlaceOptions, audio_places, segment_windows
+from geoforensics.core.models.geolocator import model_files
+from geoforensics.core.models.inference import window_outputs
+from geoforensics.core.models.model_space import (
+    model_location_encoder_name,
+    retrieval_index_for_model,
+)
+from geoforensics.core.models.provenance import model_training_data
+from geoforensics.core.models.resolve import resolve_audio_model
+from geoforensics.core.paths import assets_dir
+from geoforensics.core.species.birdnet_audio import BirdNETAudio
+from geoforensics.core.species.birdnet_files import INSTALL_HINT, birdnet_available
+from geoforensics.core.species.checklists import YEAR_ROUND, date_to_week
+from geoforensics.core.species.detections import DEFAULT_MIN_CONFIDENCE
+from geoforensics.core.species.evidence import (
+    evidence_from_windows,
+    heard_species,
+    range_probabilities,
+)
+from geoforensics.core.species.fusion import agclip_temperature, fusion_weight_for_model
+from geoforensics.core.species.likelihood import locate_species
+from geoforensics.core.species.ranges import BirdNETRangeModel
+from geoforensics.core.vision import (
+    clip_weights_status,
+    geolocate_embeddings,
+    load_geo_image_text_encoder,
+)
+from geoforensics.core.vision.weights import find_clip_weights
 
 if TYPE_CHECKING:
-    from ..geo.gallery import Gallery
-    from ..geoclip.retrieval import RetrievalIndex
-    from ..media import MediaInfo
-    from ..models.audio_places import AudioPlaceOptions, AudioPlaces
-    from ..models.geolocator import AudioGeolocator
-    from ..models.inference import WindowOutputs
-    from ..models.provenance import TrainingData
+    from geoforensics.core.geo.gallery import Gallery
+    from geoforensics.core.geoclip.retrieval import RetrievalIndex
+    from geoforensics.core.media import MediaInfo
+    from geoforensics.core.models.audio_places import AudioPlaceOptions, AudioPlaces
+    from geoforensics.core.models.geolocator import AudioGeolocator
+    from geoforensics.core.models.inference import WindowOutputs
+    from geoforensics.core.models.provenance import TrainingData
 
 Progress = Callable[[float, str], None]
 
@@ -114,7 +159,6 @@ THUMBNAIL_SIDE = 200
 
 def default_model_dir() -> Path:
     """The shipped demo AG-CLIP checkpoint (``assets/models/demo_agclip``)."""
-    from ..paths import assets_dir
 
     return assets_dir() / DEMO_MODEL
 
@@ -168,7 +212,6 @@ class CheckOptions:
         (:func:`~geoforensics.core.models.resolve.resolve_audio_model`)."""
         if self.model_dir is None:
             return default_model_dir()
-        from ..models.resolve import resolve_audio_model
 
         return resolve_audio_model(self.model_dir)
 
@@ -242,10 +285,7 @@ class CheckModels:
         if not self._clip_tried:
             self._clip_tried = True
             try:
-                from ..vision.weights import find_clip_weights
-
                 find_clip_weights(self.clip_weights)  # torch-free: no weights, no torch import
-                from ..vision import load_geo_image_text_encoder
 
                 self._clip = load_geo_image_text_encoder(self.clip_weights)
             except WeightsNotFoundError as exc:
@@ -259,8 +299,6 @@ class CheckModels:
             if self.location_encoder == "geoclip" and self.audio_index is not None:
                 self._geoclip_index = self.audio_index
             else:
-                from ..geoclip.embeddings import geoclip_gallery_index
-
                 self._geoclip_index = geoclip_gallery_index(self.coords)
         return self._geoclip_index
 
@@ -270,15 +308,11 @@ class CheckModels:
             return None, None, "turned off with --no-species"
         if not self._species_tried:
             self._species_tried = True
-            from ..species.birdnet_files import INSTALL_HINT, birdnet_available
 
             if not birdnet_available():
                 self._species_reason = f"BirdNET is not installed: {INSTALL_HINT}"
             else:
                 try:
-                    from ..species.birdnet_audio import BirdNETAudio
-                    from ..species.ranges import BirdNETRangeModel
-
                     self._birdnet = BirdNETAudio(num_threads=1)
                     self._range_model = BirdNETRangeModel(num_threads=1)
                 except WeightsNotFoundError as exc:
@@ -293,8 +327,6 @@ def load_check_models(options: CheckOptions | None = None) -> CheckModels:
     A missing or unreadable model folder raises :class:`WeightsNotFoundError` /
     :class:`InputError`; a non-AG-CLIP model an InputError.
     """
-    from ..geo.gallery import resolve_gallery
-    from ..species.fusion import agclip_temperature
 
     options = options or CheckOptions()
     options.validate()
@@ -323,13 +355,6 @@ def load_check_models(options: CheckOptions | None = None) -> CheckModels:
 
 def _load_agclip_models(options: CheckOptions) -> CheckModels:
     """:func:`load_check_models` with a model folder."""
-    from ..fileio import sha256_file
-    from ..geo.gallery import gallery_prior_name, resolve_gallery
-    from ..models import load_model
-    from ..models.geolocator import model_files
-    from ..models.model_space import model_location_encoder_name, retrieval_index_for_model
-    from ..models.provenance import model_training_data
-    from ..species.fusion import agclip_temperature, fusion_weight_for_model
 
     model_dir = options.resolved_model_dir()
     weights, _config = model_files(model_dir)
@@ -434,8 +459,6 @@ def package_versions() -> dict[str, str | None]:
 
 def _clip_status(clip_weights: str | None) -> dict[str, Any]:
     try:
-        from ..vision import clip_weights_status
-
         status = clip_weights_status(clip_weights)
     except (ImportError, GeoforensicsError) as exc:  # pragma: no cover - vision is core
         return {"name": "CLIP ViT-L/14", "found": False, "location": None, "detail": str(exc)}
@@ -451,9 +474,6 @@ def check_fingerprint(clip_sha256: str, options: CheckOptions, model_sha256: str
     """Hash of what decides a report: the clip, the options, the AG-CLIP weights, whether CLIP
     weights and BirdNET are available, the report format version and (when the model folder
     has one) its ``calibration.json``, which decides the confidence regions."""
-    from ..fileio import sha256_file
-    from ..geo.calibration import CALIBRATION_FILE
-    from ..species.birdnet_files import birdnet_available
 
     clip = _clip_status(options.clip_weights)
     payload = {
@@ -477,7 +497,6 @@ def audio_place_options(
     """The :class:`~geoforensics.core.models.audio_places.AudioPlaceOptions` of the check's
     AG-CLIP modalities: its top-k, the region radius, the model's temperature and fusion
     weight (``changes`` override, e.g. ``method="fused"``)."""
-    from ..models.audio_places import AudioPlaceOptions
 
     settings: dict[str, Any] = {
         "method": "agclip",
@@ -498,7 +517,6 @@ def _audio_places(
 ) -> AudioPlaces:
     """:func:`~geoforensics.core.models.audio_places.audio_places` with the check's model,
     gallery and index: the one path from audio to places."""
-    from ..models.audio_places import audio_places
 
     if models.model is None or models.audio_index is None or models.gallery is None:
         raise InputError("no AG-CLIP model loaded")
@@ -575,8 +593,6 @@ def _audio_step(
         return ModalityResult("audio", False, NO_MODEL_REASON), [], None
     if not media.has_audio:
         return ModalityResult("audio", False, f"{clip.name}: no audio track"), [], None
-    from ..models.audio_places import segment_windows
-    from ..models.inference import window_outputs
 
     _tell(progress, 0.12, "audio: AG-CLIP over every 3 s window")
     windows = window_outputs(models.model, clip)
@@ -635,7 +651,6 @@ def _frames_step(
     options: CheckOptions,
     progress: Progress | None,
 ) -> tuple[ModalityResult, list[Segment]]:
-    from ..media import extract_keyframes
 
     if not media.has_video:
         return ModalityResult("frames", False, f"{clip.name}: no video track"), []
@@ -665,7 +680,6 @@ def _frames_step(
         for segment in segments:
             segment.available, segment.reason = False, "CLIP weights missing"
         return ModalityResult("frames", False, why, details={"keyframes": frame_info}), segments
-    from ..vision import geolocate_embeddings
 
     _tell(progress, 0.6, f"frames: CLIP + GeoCLIP on {len(keyframes)} keyframes")
     embeddings = encoder.embed_images([k.image for k in keyframes])
@@ -699,7 +713,6 @@ def _text_step(
     encoder, why = models.clip()
     if encoder is None:
         return ModalityResult("text", False, why, source=source, details=details)
-    from ..vision import geolocate_embeddings
 
     _tell(progress, 0.75, "text: CLIP text encoder + GeoCLIP")
     embedding = encoder.embed_texts([hint])
@@ -800,8 +813,6 @@ def _species_modality(
     probabilities, as ``locate --method birdnet-range``) -> ``locate_species`` over the
     check's gallery in the clip's week. No species heard (a short or quiet clip too) makes it
     unavailable with reason "no species heard"."""
-    from ..species.evidence import heard_species
-    from ..species.likelihood import locate_species
 
     name = "audio_species"
     if run is None:
@@ -836,7 +847,7 @@ def _species_modality(
         run.reason = str(exc)
         return ModalityResult(name, False, str(exc))
     run.location = location
-    from .species_rule import species_terms
+    from geoforensics.core.forensics.species_rule import species_terms
 
     run.terms = species_terms(
         location.match.matched,
@@ -870,8 +881,6 @@ def _species_segments(
     """The timeline of the species modality: each ``segment_s`` slice of BirdNET's windows
     gets its own species (and weights) and so its own posterior, from the same per-species
     terms, likelihood and area prior as the clip's ``locate_species`` call."""
-    from ..geo.ranking import score_map
-    from ..species.evidence import heard_species
 
     if run is None or len(run.windows) == 0 or run.heard is None:
         return []
@@ -921,8 +930,7 @@ def _species_judgements(
     run: _SpeciesRun | None, modalities: dict[str, ModalityResult]
 ) -> dict[str, Any]:
     """The species rule (:mod:`.species_rule`) at the claimed place and the GPS tag."""
-    from ..species.evidence import range_probabilities
-    from .species_rule import judge_place
+    from geoforensics.core.forensics.species_rule import judge_place
 
     out: dict[str, Any] = {}
     if run is None or run.terms is None:
@@ -988,8 +996,6 @@ def _species_step(
     week: int,
     progress: Progress | None,
 ) -> tuple[dict[str, Any] | None, str | None]:
-    from ..species.detections import DEFAULT_MIN_CONFIDENCE
-    from ..species.evidence import evidence_from_windows
 
     if run is None:
         return None, why
@@ -1057,7 +1063,7 @@ def _apply_species_rule(discrepancies: list[Any], judgements: dict[str, Any]) ->
     """Re-judge the species modality's pairs with the claimed place and the GPS tag by the
     species rule (:func:`.species_rule.species_pair_status`): one stray species never makes
     a mismatch."""
-    from .species_rule import species_pair_status
+    from geoforensics.core.forensics.species_rule import species_pair_status
 
     for d in discrepancies:
         if "audio_species" not in (d.first, d.second) or d.mass_within is None:
@@ -1085,9 +1091,6 @@ def run_check(
     options); ``progress(fraction, message)`` is called as the steps advance. A missing,
     empty or corrupt file raises a one-line :class:`InputError`.
     """
-    from geoforensics.core.species.checklists import YEAR_ROUND, date_to_week
-
-    from ..media import probe_media
 
     started = time.perf_counter()
     options = options or CheckOptions()
@@ -1169,7 +1172,6 @@ def run_check(
 
     clip_status = _clip_status(options.clip_weights)
     media_dict = media.as_dict()
-    from ..audio.decode import decode_report
 
     damage = decode_report(path)  # the audio decoded only up to damaged data
     if damage is not None:

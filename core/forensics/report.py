@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from ..fileio import atomic_write
-from .discrepancy import MODALITY_LABELS, RADII_KM
-from .maps import STYLE, write_modality_map, write_timeline_chart
-from .results import CheckReport
+from geoforensics.core.fileio import atomic_write
+from geoforensics.core.forensics.discrepancy import MODALITY_LABELS, RADII_KM
+from geoforensics.core.forensics.maps import STYLE, write_modality_map, write_timeline_chart
+from geoforensics.core.forensics.results import CheckReport
 
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
@@ -176,7 +176,7 @@ def _region_table(m: Any) -> str:
     regions = m.details.get("regions") or []
     if not regions:
         return ""
-    from .regions_check import format_area
+    from geoforensics.core.forensics.regions_check import format_area
 
     rows = "".join(
         f"<tr><td class='num'>{100 * r['level']:g} %</td>"
@@ -450,7 +450,7 @@ own data (no basemap tiles).</footer>
 def _write_exports(report: CheckReport, out: Path, document: dict[str, Any]) -> dict[str, Path]:
     """``regions.geojson`` (the 90 % region of every located modality) and, when BirdNET ran,
     the species detections as ``species.csv`` and a Raven selection table."""
-    from .batch_tables import (
+    from geoforensics.core.forensics.batch_tables import (
         SPECIES_COLUMNS,
         SPECIES_CSV,
         SPECIES_RAVEN,
@@ -458,8 +458,12 @@ def _write_exports(report: CheckReport, out: Path, document: dict[str, Any]) -> 
         write_csv,
         write_raven,
     )
-    from .gis_export import REGIONS_GEOJSON, clip_region_features, write_geojson
-    from .regions_check import SHOWN_LEVEL
+    from geoforensics.core.forensics.gis_export import (
+        REGIONS_GEOJSON,
+        clip_region_features,
+        write_geojson,
+    )
+    from geoforensics.core.forensics.regions_check import SHOWN_LEVEL
 
     written = {
         "regions": write_geojson(out / REGIONS_GEOJSON, clip_region_features(report, SHOWN_LEVEL))

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .discrepancy import MODALITY_LABELS, Discrepancy, Verdict
+from geoforensics.core.forensics.discrepancy import MODALITY_LABELS, Discrepancy, Verdict
 
 #: ``report.json`` format name and version.
 REPORT_FORMAT = "geoforensics-check-report"

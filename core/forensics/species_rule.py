@@ -39,10 +39,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from geoforensics.core.species.checklists import YEAR_ROUND
-
-from ..errors import InputError
-from .discrepancy import (
+from geoforensics.core.errors import InputError
+from geoforensics.core.forensics.discrepancy import (
     CONSISTENT,
     INCONCLUSIVE,
     MISMATCH,
@@ -52,11 +50,19 @@ from .discrepancy import (
     mass_within,
     pair_status,
 )
+from geoforensics.core.geo.distance import haversine_np
+from geoforensics.core.geo.gallery import resolve_gallery
+from geoforensics.core.species.checklists import YEAR_ROUND
+from geoforensics.core.species.evidence import range_probabilities
+from geoforensics.core.species.likelihood import DEFAULT_BACKGROUND, DEFAULT_EPS, locate_species
+from geoforensics.core.species.names import match_species
+from geoforensics.core.species.range_evidence import range_evidence
+from geoforensics.core.species.range_table import location_totals, range_table
+from geoforensics.core.synth import build_world
 
 if TYPE_CHECKING:
+    from geoforensics.core.geo.gallery import Gallery
     from geoforensics.core.species.checklists import RangeModel
-
-    from ..geo.gallery import Gallery
 
 #: A species is absent from a place (that week) below this range probability.
 ABSENT_BELOW = 0.01
@@ -126,10 +132,6 @@ def species_terms(
 ) -> SpeciesTerms | None:
     """:class:`SpeciesTerms` of the ``names`` the range model lists (None when none does);
     ``table`` (G, S) is the range table over ``coords`` for ``week`` when already built."""
-    from ..species.likelihood import DEFAULT_BACKGROUND, DEFAULT_EPS
-    from ..species.names import match_species
-    from ..species.range_evidence import range_evidence
-    from ..species.range_table import location_totals
 
     points = np.asarray(coords, dtype=np.float64)
     given = np.asarray(weights, dtype=np.float64).reshape(-1)
@@ -234,7 +236,6 @@ def _place_value(log_lik: np.ndarray, near: np.ndarray) -> float:
 
 
 def _near(coords: np.ndarray, point: tuple[float, float]) -> np.ndarray:
-    from ..geo.distance import haversine_np
 
     distances = haversine_np(coords, np.asarray(point, dtype=np.float64).reshape(1, 2))
     near = np.flatnonzero(distances <= PLACE_RADIUS_KM)
@@ -278,7 +279,7 @@ def judge_place(
                 robust, dropped = value, terms.names[j]
     where = (float(terms.coords[best, 0]), float(terms.coords[best, 1]))
     if best_label is None:
-        from .places import place_labels
+        from geoforensics.core.forensics.places import place_labels
 
         found = place_labels([where])[0]["place"]
         best_label = ", ".join(p for p in (found.get("city"), found.get("country")) if p)
@@ -378,8 +379,6 @@ def _status_at(
     rule: str = "species",
     model: str = DEFAULT_RULE_LIKELIHOOD,
 ) -> str:
-    from ..geo.distance import haversine_np
-    from ..species.evidence import range_probabilities
 
     coords = terms.coords
     mass = mass_within(probs, coords, point, RADII_KM)
@@ -413,9 +412,6 @@ def measure_false_species(
     (the comparison that justifies the species rule)."""
     if rule not in ("species", "distribution"):
         raise InputError(f"species rule {rule!r}: 'species' or 'distribution'")
-    from ..geo.distance import haversine_np
-    from ..species.likelihood import locate_species
-    from ..species.range_table import range_table
 
     rng = np.random.default_rng(seed)
     coords = np.asarray(gallery.coords, dtype=np.float64)
@@ -487,8 +483,6 @@ def false_species_table(
     """The README's table: :func:`measure_false_species` on a planned SYNTHETIC world's
     choruses (``preset``, seed 0; no audio is rendered) for each ``n_true`` (None: the whole
     true list) and both rules."""
-    from ..geo.gallery import resolve_gallery
-    from ..synth import build_world
 
     world = build_world(preset, 0)
     lists = world_chorus_lists(world)

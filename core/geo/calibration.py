@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..errors import InputError
-from ..fileio import atomic_write
-from .regions import DEFAULT_LEVELS, RegionGrid
+from geoforensics.core.errors import InputError
+from geoforensics.core.fileio import atomic_write, sha256_arrays
+from geoforensics.core.geo.regions import DEFAULT_LEVELS, RegionGrid
 
 #: File name of a model folder's calibration.
 CALIBRATION_FILE = "calibration.json"
@@ -255,7 +255,6 @@ def find_calibration(
 
 def gallery_setting(name: str, coords: ArrayLike) -> dict[str, Any]:
     """The gallery part of a setting: its name and the SHA-256 of its coordinates."""
-    from ..fileio import sha256_arrays
 
     return {"gallery": name, "gallery_sha256": sha256_arrays(np.asarray(coords, np.float64))}
 

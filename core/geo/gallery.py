@@ -32,12 +32,18 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..errors import InputError
-from ..fileio import atomic_write, save_npy_atomic, sha256_arrays
-from ..paths import cache_dir
-from .distance import check_coords, validate_coords
-from .effort import DEFAULT_EFFORT, DEFAULT_STRENGTH, EffortPoints, effort_log_prior, resolve_effort
-from .h3cells import centers_of, grid_disk_cells, latlng_to_cells
+from geoforensics.core.errors import InputError
+from geoforensics.core.fileio import atomic_write, save_npy_atomic, sha256_arrays
+from geoforensics.core.geo.distance import check_coords, validate_coords
+from geoforensics.core.geo.effort import (
+    DEFAULT_EFFORT,
+    DEFAULT_STRENGTH,
+    EffortPoints,
+    effort_log_prior,
+    resolve_effort,
+)
+from geoforensics.core.geo.h3cells import centers_of, grid_disk_cells, latlng_to_cells
+from geoforensics.core.paths import cache_dir
 
 _SIDECAR_FORMAT = "geoforensics-gallery"
 _LAT_NAMES = ("lat", "latitude")
@@ -356,7 +362,7 @@ def file_gallery(path: str | Path) -> Gallery:
 
 def geoclip_100k_gallery() -> Gallery:
     """GeoCLIP's own gallery of 100,000 locations, read from the geoclip wheel."""
-    from ..geoclip import GALLERY_100K_CSV, geoclip_file
+    from geoforensics.core.geoclip import GALLERY_100K_CSV, geoclip_file
 
     path = geoclip_file(GALLERY_100K_CSV)
     return Gallery("geoclip-100k", read_csv_coords(path), {"kind": "geoclip", "source": str(path)})

@@ -44,7 +44,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from geoforensics.core.errors import InputError
-from geoforensics.core.geo.cities import city_records
+from geoforensics.core.geo.cities import city_records, place_table
+from geoforensics.core.geo.distance import check_coords
 
 #: The keys every place row has, in order (extras follow).
 PLACE_ROW_KEYS: tuple[str, ...] = (
@@ -97,8 +98,6 @@ def nearest_places(coords: ArrayLike) -> list[Place]:
     Nearest by great-circle distance, and that distance is reported, so a point far out at
     sea or on an ice sheet shows how far the named place really is.
     """
-    from .cities import place_table
-    from .distance import check_coords
 
     points = check_coords(coords, "gazetteer query")
     if len(points) == 0:

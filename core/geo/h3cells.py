@@ -18,8 +18,8 @@ import h3
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..errors import InputError
-from .distance import validate_coords
+from geoforensics.core.errors import InputError
+from geoforensics.core.geo.distance import validate_coords
 
 #: The resolutions with complete cell lists (classification targets of the benchmark).
 CLASSIFIER_RESOLUTIONS: tuple[int, ...] = (0, 1, 2)

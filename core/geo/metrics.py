@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..errors import InputError
-from .distance import MAX_DISTANCE_KM, haversine_np, validate_coords
+from geoforensics.core.errors import InputError
+from geoforensics.core.geo.distance import MAX_DISTANCE_KM, haversine_np, validate_coords
 
 #: Accuracy thresholds of the benchmark (street, city, region, country, continent), in km.
 ACCURACY_THRESHOLDS_KM: tuple[float, ...] = (1.0, 25.0, 200.0, 750.0, 2500.0)

@@ -40,14 +40,16 @@ import h3
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..errors import InputError
-from .distance import (
+from geoforensics.core.errors import InputError
+from geoforensics.core.fileio import sha256_arrays
+from geoforensics.core.geo.distance import (
     EARTH_RADIUS_KM,
     check_coords,
     km_of_chord,
     unit_vectors,
     validate_coords,
 )
+from geoforensics.core.geo.h3cells import cell_centers, cells
 
 
 class RegionCalibration(Protocol):
@@ -83,7 +85,6 @@ _KEY_DIGITS = 7  # vertex identity: degrees rounded to 1e-7 (about 1 cm)
 @functools.cache
 def _global_cells(res: int) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, dict[str, int]]:
     """(cells, centres (C, 2), areas km² (C,), cell -> index) of every cell at ``res``."""
-    from .h3cells import cell_centers, cells
 
     if res <= 3:
         listed = cells(res)
@@ -261,7 +262,6 @@ def region_grid(
 ) -> RegionGrid:
     """:meth:`RegionGrid.build`, remembered for the last few galleries of this process (so
     several modalities over one gallery lay it on cells once)."""
-    from ..fileio import sha256_arrays
 
     points = check_coords(coords, "region gallery")
     key = (sha256_arrays(points), int(res), None if max_km is None else float(max_km))

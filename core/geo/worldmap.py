@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..errors import InputError
-from ..fileio import atomic_path
-from ..paths import assets_dir
-from .distance import check_coords
+from geoforensics.core.errors import InputError
+from geoforensics.core.fileio import atomic_path
+from geoforensics.core.geo.distance import check_coords
+from geoforensics.core.paths import assets_dir
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -70,7 +70,7 @@ def set_world_extent(axes: Axes) -> None:
 def draw_coastlines(axes: Axes) -> bool:
     """Contour the land grid (0.1°, block-averaged to 0.5°); False when it is unavailable."""
     try:
-        from .land import GRID_DEG, load_land_grid
+        from geoforensics.core.geo.land import GRID_DEG, load_land_grid
 
         land = load_land_grid().land_percent.astype(np.float32) / 100.0
     except Exception as exc:  # an optional layer: the map is still useful without it

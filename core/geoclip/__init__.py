@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from ..errors import WeightsNotFoundError
+from geoforensics.core.errors import WeightsNotFoundError
 
 #: Files inside the geoclip package folder.
 LOCATION_ENCODER_WEIGHTS = "model/weights/location_encoder_weights.pth"

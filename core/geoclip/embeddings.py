@@ -18,18 +18,18 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
-from ..errors import InputError
-from ..fileio import atomic_write, save_npy_atomic, sha256_arrays, sha256_file
-from ..geo.distance import check_coords
-from ..geo.gallery import Gallery
-from ..paths import cache_dir
-from .location_encoder import (
+from geoforensics.core.errors import InputError
+from geoforensics.core.fileio import atomic_write, save_npy_atomic, sha256_arrays, sha256_file
+from geoforensics.core.geo.distance import check_coords
+from geoforensics.core.geo.gallery import Gallery
+from geoforensics.core.geoclip.location_encoder import (
     EMBED_DIM,
     GeoCLIPLocationEncoder,
     default_location_encoder,
     encoder_id,
 )
-from .retrieval import RetrievalIndex
+from geoforensics.core.geoclip.retrieval import RetrievalIndex
+from geoforensics.core.paths import cache_dir
 
 log = logging.getLogger(__name__)
 

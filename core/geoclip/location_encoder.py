@@ -20,9 +20,15 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-from ..errors import WeightsNotFoundError
-from ..fileio import sha256_file
-from . import IMAGE_MLP_WEIGHTS, LOCATION_ENCODER_WEIGHTS, LOGIT_SCALE_WEIGHTS, geoclip_file
+from geoforensics.core.errors import WeightsNotFoundError
+from geoforensics.core.fileio import sha256_arrays, sha256_file
+from geoforensics.core.geoclip import (
+    IMAGE_MLP_WEIGHTS,
+    LOCATION_ENCODER_WEIGHTS,
+    LOGIT_SCALE_WEIGHTS,
+    geoclip_file,
+)
+from geoforensics.core.load_errors import load_error_summary
 
 #: Equal Earth polynomial coefficients (Šavrič, Patterson & Jenny 2018).
 EE_A1, EE_A2, EE_A3, EE_A4 = 1.340264, -0.081106, 0.000893, 0.003796
@@ -117,7 +123,6 @@ class GeoCLIPLocationEncoder(nn.Module):
         """Cache-key identity of the current weights."""
         if self.weights_file_id is not None:
             return self.weights_file_id
-        from ..fileio import sha256_arrays
 
         tensors = [t.detach().cpu().numpy() for t in self.state_dict().values()]
         return "geoclip-loc-mem-" + sha256_arrays(*tensors, extra="location-encoder")[:16]
@@ -150,8 +155,6 @@ def _load_state(path: Path) -> dict[str, torch.Tensor] | torch.Tensor:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or foreign files
-        from ..load_errors import load_error_summary
-
         raise WeightsNotFoundError(  # one line: torch's message spans many, with ANSI codes
             f"{path}: not a torch weights file loadable with weights_only=True "
             f"({load_error_summary(exc)})"

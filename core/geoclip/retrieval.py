@@ -14,8 +14,9 @@ import faiss
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..errors import InputError
-from ..geo.distance import check_coords
+from geoforensics.core.errors import InputError
+from geoforensics.core.geo.distance import check_coords
+from geoforensics.core.geoclip.location_encoder import geoclip_temperature
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,6 @@ class RetrievalIndex:
         None, read from the geoclip wheel).
         """
         if temperature is None:
-            from .location_encoder import geoclip_temperature
-
             temperature = geoclip_temperature()
         if not np.isfinite(temperature) or temperature <= 0:
             raise InputError(f"temperature {temperature}: must be a positive number")

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..lazy_exports import lazy_exports
+from geoforensics.core.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
-    from .audio import load_media_audio
-    from .keyframes import Keyframe, extract_keyframes
-    from .probe import (
+    from geoforensics.core.media.audio import load_media_audio
+    from geoforensics.core.media.keyframes import Keyframe, extract_keyframes
+    from geoforensics.core.media.probe import (
         GPS_KEYS,
         TIME_KEYS,
         MediaInfo,
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
         parse_iso6709,
         probe_media,
     )
-    from .write import make_test_video
+    from geoforensics.core.media.write import make_test_video
 
 _EXPORTS = {
     "GPS_KEYS": "probe",

@@ -6,10 +6,10 @@ import os
 
 import numpy as np
 
-from ..audio.decode import TARGET_SAMPLE_RATE, load_audio
-from ..errors import MediaDecodeError
-from .ffmpeg import checked_path
-from .probe import probe_streams
+from geoforensics.core.audio.decode import TARGET_SAMPLE_RATE, load_audio
+from geoforensics.core.errors import MediaDecodeError
+from geoforensics.core.media.ffmpeg import checked_path
+from geoforensics.core.media.probe import probe_streams
 
 
 def load_media_audio(

@@ -31,9 +31,9 @@ from typing import IO
 
 import numpy as np
 
-from ..errors import InputError, MediaDecodeError
-from .ffmpeg import checked_path, ffmpeg_exe
-from .probe import probe_streams
+from geoforensics.core.errors import InputError, MediaDecodeError
+from geoforensics.core.media.ffmpeg import checked_path, ffmpeg_exe
+from geoforensics.core.media.probe import probe_streams
 
 _RANK = {"first": 0, "scene": 1, "interval": 2}
 _FRAME_LINE = re.compile(r"frame:(\d+)\s+pts:(\S+)\s+pts_time:(\S+)")

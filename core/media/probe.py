@@ -24,9 +24,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import MediaDecodeError
-from ..fileio import sha256_file
-from .ffmpeg import checked_path, ffmpeg_exe, ffmpeg_problem
+from geoforensics.core.errors import MediaDecodeError
+from geoforensics.core.fileio import sha256_file
+from geoforensics.core.media.ffmpeg import checked_path, ffmpeg_exe, ffmpeg_problem
 
 #: Metadata keys that may hold an ISO 6709 location string, in order of preference.
 GPS_KEYS = ("location", "location-eng", "com.apple.quicktime.location.iso6709")

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..errors import InputError, MediaDecodeError
-from ..fileio import atomic_path
-from .ffmpeg import StderrLog, ffmpeg_exe
-from .probe import format_iso6709
+from geoforensics.core.errors import InputError, MediaDecodeError
+from geoforensics.core.fileio import atomic_path
+from geoforensics.core.media.ffmpeg import StderrLog, ffmpeg_exe
+from geoforensics.core.media.probe import format_iso6709
 
 
 def make_test_video(

@@ -18,10 +18,9 @@ from __future__ import annotations
 # Every audio encoder module, imported here once: importing one registers its encoders, and this
 # package runs before any use of the registry (geoforensics.core.models.encoders.registry).
 from geoforensics.core.models import clap, wav2clip  # noqa: F401
-from geoforensics.core.models.encoders import birdnet, spectrogram  # noqa: F401
-
-from .encoders import (
+from geoforensics.core.models.encoders import (  # noqa: F401
     EncoderConfig,
+    birdnet,
     create_encoder,
     frontend_for,
     get_encoder_config,
@@ -29,8 +28,9 @@ from .encoders import (
     load_encoder_weights,
     read_state_dict,
     register_encoder,
+    spectrogram,
 )
-from .geolocator import (
+from geoforensics.core.models.geolocator import (
     KINDS,
     AudioGeolocator,
     ModelConfig,
@@ -39,8 +39,8 @@ from .geolocator import (
     normalize_latlon,
     save_model,
 )
-from .heads import MLPHead
-from .inference import (
+from geoforensics.core.models.heads import MLPHead
+from geoforensics.core.models.inference import (
     Prediction,
     WindowOutputs,
     iter_pooled_outputs,
@@ -48,8 +48,8 @@ from .inference import (
     predict_recordings,
     window_outputs,
 )
-from .pooling import POOLING_METHODS, TransformerPooling, pool, pool_outputs
-from .reference import load_reference_checkpoint
+from geoforensics.core.models.pooling import POOLING_METHODS, TransformerPooling, pool, pool_outputs
+from geoforensics.core.models.reference import load_reference_checkpoint
 
 __all__ = [
     "KINDS",

@@ -35,13 +35,31 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..errors import InputError
+from geoforensics.core.errors import InputError
+from geoforensics.core.geo.gallery import gallery_log_prior, gallery_prior_name
+from geoforensics.core.geo.gazetteer import place_rows
+from geoforensics.core.geo.ranking import distinct_top_k, region_probability
+from geoforensics.core.models.inference import WindowOutputs, window_outputs
+from geoforensics.core.models.pooling import POOLING_METHODS, pool_outputs
+from geoforensics.core.species.birdnet_audio import BirdNETAudio
+from geoforensics.core.species.checklists import YEAR_ROUND, date_to_week
+from geoforensics.core.species.evidence import heard_species
+from geoforensics.core.species.fusion import (
+    DEFAULT_FUSION_WEIGHT,
+    agclip_log_probs,
+    agclip_temperature,
+    fuse,
+    log_normalise,
+)
+from geoforensics.core.species.likelihood import locate_species
+from geoforensics.core.species.names import match_species
+from geoforensics.core.species.ranges import load_range_model
 
 if TYPE_CHECKING:
-    from ..geo.gallery import Gallery
-    from ..geoclip.retrieval import RetrievalIndex
-    from .geolocator import AudioGeolocator
-    from .inference import WindowOutputs
+    from geoforensics.core.geo.gallery import Gallery
+    from geoforensics.core.geoclip.retrieval import RetrievalIndex
+    from geoforensics.core.models.geolocator import AudioGeolocator
+    from geoforensics.core.models.inference import WindowOutputs
 
 #: Methods of :class:`AudioPlaceOptions`.
 AUDIO_PLACE_METHODS: tuple[str, ...] = ("agclip", "fused")
@@ -84,7 +102,6 @@ class AudioPlaceOptions:
 
     def validate(self) -> None:
         """Raise a one-line :class:`InputError` for an unusable value."""
-        from .pooling import POOLING_METHODS
 
         if self.method not in AUDIO_PLACE_METHODS:
             raise InputError(f"method {self.method!r}: choose {' or '.join(AUDIO_PLACE_METHODS)}")
@@ -102,13 +119,11 @@ class AudioPlaceOptions:
     @property
     def weight(self) -> float:
         """The fusion weight used (``fusion_weight`` or the default, 1)."""
-        from ..species.fusion import DEFAULT_FUSION_WEIGHT
 
         return DEFAULT_FUSION_WEIGHT if self.fusion_weight is None else float(self.fusion_weight)
 
     def resolved_week(self) -> int:
         """``week``, else the week of ``date``, else year-round."""
-        from geoforensics.core.species.checklists import YEAR_ROUND, date_to_week
 
         if self.week is not None:
             return int(self.week)
@@ -180,7 +195,6 @@ def place_log_probs(
 ) -> np.ndarray:
     """``log_softmax(T · cosine + log prior)`` over the last axis ((G,) or (N, G)): the AG-CLIP
     distribution every consumer uses (``T`` None: GeoCLIP's ≈ 39.7)."""
-    from ..species.fusion import agclip_log_probs, log_normalise
 
     log_agclip = agclip_log_probs(cosine, temperature)
     return log_normalise(log_agclip + np.asarray(log_prior, dtype=np.float64), "AG-CLIP scores")
@@ -196,7 +210,6 @@ def _check_gallery(gallery: Gallery, index: RetrievalIndex) -> np.ndarray:
 
 
 def _windows_of(model: AudioGeolocator, audio: Any) -> WindowOutputs:
-    from .inference import WindowOutputs, window_outputs
 
     if isinstance(audio, WindowOutputs):
         if len(audio) == 0:
@@ -212,7 +225,6 @@ def pooled_embedding(
     windows: WindowOutputs, kind: str = "agclip", pooling: str = "mean"
 ) -> np.ndarray:
     """(D,) float64 unit vector: the windows' AG-CLIP embeddings pooled (``pooling``)."""
-    from .pooling import pool_outputs
 
     embeddings = np.asarray(windows.outputs["embedding"], dtype=np.float64)
     pooled = pool_outputs(kind, {"embedding": embeddings}, pooling)["embedding"]
@@ -247,9 +259,6 @@ def audio_places(
     gallery); None with ``fused`` runs BirdNET on the file (:func:`birdnet_species_loglik`),
     and no species heard leaves AG-CLIP alone (``info["species"]["note"]`` says so).
     """
-    from ..geo.gallery import gallery_log_prior, gallery_prior_name
-    from ..geo.ranking import distinct_top_k, region_probability
-    from ..species.fusion import agclip_temperature, fuse, log_normalise
 
     options = options or AudioPlaceOptions()
     options.validate()
@@ -282,7 +291,6 @@ def audio_places(
     region = region_probability(probs, coords, options.radius_km)
     k = min(options.top_k, len(coords))
     top = distinct_top_k(region, coords, k, options.radius_km)
-    from ..geo.gazetteer import place_rows
 
     extras: dict[str, ArrayLike | None] = {
         "cosine": cosine,
@@ -316,7 +324,6 @@ def audio_places(
 
 def segment_windows(windows: WindowOutputs, rows: ArrayLike) -> WindowOutputs:
     """The window outputs of the windows ``rows`` (a timeline segment of a recording)."""
-    from .inference import WindowOutputs
 
     picks = np.asarray(rows, dtype=np.int64)
     return WindowOutputs(
@@ -336,11 +343,6 @@ def birdnet_species_loglik(
     None (a flat species term: AG-CLIP alone decides) when BirdNET hears no species above
     ``min_prob`` or none of them is in the range model; ``info["note"]`` says which.
     """
-    from ..species.birdnet_audio import BirdNETAudio
-    from ..species.evidence import heard_species
-    from ..species.likelihood import locate_species
-    from ..species.names import match_species
-    from ..species.ranges import load_range_model
 
     windows = BirdNETAudio(num_threads=options.threads).windows(path)
     if len(windows) == 0:
@@ -398,7 +400,6 @@ def top1_places(
     """(N,) gallery index of each recording's most probable place: the argmax of
     :func:`audio_places`' distribution for N pooled embeddings at once (the bench), scored
     in chunks of bounded memory (ties: the first point)."""
-    from ..geo.gallery import gallery_log_prior
 
     _check_gallery(gallery, index)
     rows = np.asarray(embeddings, dtype=np.float64)

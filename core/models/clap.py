@@ -46,6 +46,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from geoforensics.core.audio.decode import load_audio
+from geoforensics.core.errors import GeoforensicsError, InputError, WeightsNotFoundError
+from geoforensics.core.load_errors import load_error_summary
 from geoforensics.core.models.encoders.registry import (
     EncoderConfig,
     PrecomputedFeatures,
@@ -60,8 +63,7 @@ from geoforensics.core.models.encoders.weights import (
     state_dict_problems,
 )
 from geoforensics.core.models.threads import torch_threads
-
-from ..errors import InputError, WeightsNotFoundError
+from geoforensics.core.vision.weights import hf_cache_dir, hub_cache_snapshot
 
 #: CLAP's sample rate (Hz).
 CLAP_SAMPLE_RATE = 48_000
@@ -315,7 +317,6 @@ class ClapAudioTower:
 
     def embed_file(self, path: str | os.PathLike[str]) -> np.ndarray:
         """Embedding of a whole audio file, decoded to mono at 48 kHz."""
-        from ..audio.decode import load_audio
 
         return self.embed(load_audio(path, sample_rate=CLAP_SAMPLE_RATE))
 
@@ -336,7 +337,6 @@ CLAP_HINT = (
 def hub_snapshot(repo_id: str) -> Path | None:
     """A cached snapshot of ``repo_id`` in the Hugging Face cache holding ``config.json`` and
     ``model.safetensors`` (``refs/main`` first, then the newest), or None. Offline."""
-    from ..vision.weights import hub_cache_snapshot
 
     return hub_cache_snapshot(repo_id, clap_folder_problems)
 
@@ -371,9 +371,6 @@ def download_clap(to: str | os.PathLike[str] | None = None) -> Path:
     the Hugging Face cache; returns the folder. Hub failures are one GeoforensicsError line."""
     from huggingface_hub import snapshot_download
 
-    from ..errors import GeoforensicsError
-    from ..load_errors import load_error_summary
-
     repo_id = CLAP_LAION_HUB_IDS[0]
     kwargs: dict[str, Any] = {
         "repo_id": repo_id,
@@ -386,8 +383,6 @@ def download_clap(to: str | os.PathLike[str] | None = None) -> Path:
             raise GeoforensicsError(f"--to {target}: exists and is not a folder")
         kwargs["local_dir"] = str(target)
     else:
-        from ..vision.weights import hf_cache_dir
-
         kwargs["cache_dir"] = str(hf_cache_dir())
     try:
         folder = Path(snapshot_download(**kwargs))

@@ -45,10 +45,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from geoforensics.core.errors import InputError, WeightsNotFoundError
+from geoforensics.core.fileio import sha256_arrays
+from geoforensics.core.geo.distance import check_coords
+from geoforensics.core.geoclip.retrieval import RetrievalIndex
+from geoforensics.core.models.clap import ClapAudioTower, clap_folder_problems, hub_snapshot
 from geoforensics.core.models.encoders.weights import check_state_dict, file_sha256, read_state_dict
-
-from ..errors import InputError, WeightsNotFoundError
-from .clap import ClapAudioTower, clap_folder_problems, hub_snapshot
 
 GEOCLAP_AUDIO_HUB_ID = "MVRL/geoclap-sentinel-best-ckpt"
 GEOCLAP_ENV = "GEOFORENSICS_GEOCLAP"
@@ -239,7 +241,6 @@ class AerialTiles:
 
     def identity(self) -> str:
         """SHA-256 over tiles.csv and every image (resume checks)."""
-        from ..fileio import sha256_arrays
 
         digests = [file_sha256(self.folder / TILES_CSV), *(file_sha256(f) for f in self.files)]
         return sha256_arrays(extra="|".join(digests))
@@ -264,7 +265,6 @@ def find_tiles(data_root: str | os.PathLike[str] | None = None) -> Path:
 
 def read_tiles(folder: str | os.PathLike[str]) -> AerialTiles:
     """Read and check a tiles folder (one-line errors naming the file and row)."""
-    from ..geo.distance import check_coords
 
     root = Path(folder)
     table = root / TILES_CSV
@@ -364,7 +364,6 @@ class GeoCLAP:
 
     def retrieval_index(self, tiles: AerialTiles) -> Any:
         """A RetrievalIndex over the tiles' places in GeoCLAP's space."""
-        from ..geoclip.retrieval import RetrievalIndex
 
         return RetrievalIndex(tiles.coords, self.embed_tiles(tiles))
 

@@ -39,19 +39,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import InputError, WeightsNotFoundError
-from ..fileio import atomic_path, atomic_write
-from .encoders import (
+from geoforensics.core.audio.frontend import FrontEndConfig
+from geoforensics.core.errors import InputError, WeightsNotFoundError
+from geoforensics.core.fileio import atomic_path, atomic_write
+from geoforensics.core.geo.h3cells import CLASSIFIER_RESOLUTIONS, num_cells
+from geoforensics.core.models.encoders import (
     check_state_dict,
     create_encoder,
     error_summary,
     frontend_for,
     get_encoder_config,
 )
-from .heads import MLPHead
+from geoforensics.core.models.heads import MLPHead
 
 if TYPE_CHECKING:
-    from ..audio.frontend import FrontEndConfig
+    from geoforensics.core.audio.frontend import FrontEndConfig
 
 #: Method kinds a model can be built for.
 KINDS: tuple[str, ...] = ("agclip", "regression", "classification")
@@ -91,8 +93,6 @@ class ModelConfig:
                 f"{self.n_species}, {self.embed_dim}, {self.hidden})"
             )
         if self.kind == "classification":
-            from ..geo.h3cells import CLASSIFIER_RESOLUTIONS
-
             if self.h3_resolution not in CLASSIFIER_RESOLUTIONS:
                 raise InputError(
                     f"classification: H3 resolution {self.h3_resolution} must be one of "
@@ -117,7 +117,6 @@ class ModelConfig:
     @property
     def frontend_config(self) -> FrontEndConfig:
         """The front-end as a :class:`FrontEndConfig`."""
-        from ..audio.frontend import FrontEndConfig
 
         assert self.frontend is not None
         return FrontEndConfig.from_dict(self.frontend)
@@ -129,7 +128,6 @@ class ModelConfig:
             return self.n_species + self.embed_dim
         if self.kind == "regression":
             return 2
-        from ..geo.h3cells import num_cells
 
         return num_cells(self.h3_resolution)
 
@@ -196,7 +194,7 @@ class AudioGeolocator(nn.Module):
     def features_from_waveforms(self, windows: torch.Tensor | np.ndarray) -> torch.Tensor:
         """(B, window_samples) raw waveform windows -> (B, feature_dim) model inputs on the
         model's device, computed by the frozen encoder's extractor (waveform-features only)."""
-        from .encoders import waveform_features
+        from geoforensics.core.models.encoders import waveform_features
 
         if not self.frozen_features:
             raise InputError(

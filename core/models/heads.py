@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..errors import InputError
+from geoforensics.core.errors import InputError
 
 
 class MLPHead(nn.Sequential):

@@ -18,7 +18,10 @@ from pathlib import Path
 
 import torch
 
-from ..errors import GeoforensicsError, WeightsNotFoundError
+from geoforensics.core.errors import GeoforensicsError, WeightsNotFoundError
+from geoforensics.core.fileio import atomic_path
+from geoforensics.core.load_errors import load_error_summary
+from geoforensics.core.models.encoders import create_encoder
 
 #: torchvision's file names, preferred first (V1 is what the paper's era used).
 IMAGENET_FILES: tuple[str, ...] = (
@@ -54,9 +57,6 @@ def find_imagenet_mobilenet() -> Path:
 def download_imagenet_mobilenet() -> Path:
     """Download torchvision's ImageNet MobileNetV3-large file into torch's hub cache (checked
     loadable into the encoder); one GeoforensicsError line when the download fails."""
-    from ..fileio import atomic_path
-    from ..load_errors import load_error_summary
-    from .encoders import create_encoder
 
     target = Path(torch.hub.get_dir()) / "checkpoints" / IMAGENET_FILES[0]
     target.parent.mkdir(parents=True, exist_ok=True)

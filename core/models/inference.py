@@ -42,15 +42,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ..errors import GeoforensicsError, InputError
-from ..geo.ranking import softmax
-from .geolocator import AudioGeolocator
-from .pooling import POOLING_METHODS, TransformerPooling, pool_outputs
+from geoforensics.core.audio.frontend import MelFrontEnd
+from geoforensics.core.audio.windows import WindowBatch, iter_window_batches
+from geoforensics.core.errors import GeoforensicsError, InputError
+from geoforensics.core.geo.h3cells import cell_centers
+from geoforensics.core.geo.ranking import softmax
+from geoforensics.core.models.geolocator import AudioGeolocator
+from geoforensics.core.models.pooling import POOLING_METHODS, TransformerPooling, pool_outputs
 
 if TYPE_CHECKING:
-    from ..audio.frontend import MelFrontEnd
-    from ..audio.windows import WindowBatch
-    from ..geoclip.retrieval import RetrievalIndex
+    from geoforensics.core.audio.frontend import MelFrontEnd
+    from geoforensics.core.audio.windows import WindowBatch
+    from geoforensics.core.geoclip.retrieval import RetrievalIndex
 
 Pooling = str | TransformerPooling
 #: Most raw waveform windows per batch for waveform-features models (3 s at 48 kHz each).
@@ -145,7 +148,6 @@ def _device_of(model: torch.nn.Module) -> torch.device:
 
 def _frontend(model: AudioGeolocator) -> MelFrontEnd | None:
     """The model's mel front-end (None for a waveform-features model, which reads waveforms)."""
-    from ..audio.frontend import MelFrontEnd
 
     return None if model.frozen_features else MelFrontEnd(model.frontend_config)
 
@@ -167,12 +169,11 @@ def _window_batches(
 ) -> Iterator[WindowBatch]:
     """The model's input windows of a file: spectrogram images, or raw waveform windows (at the
     extractor's rate, on the same window grid) for a waveform-features model."""
-    from ..audio.windows import WindowBatch, iter_window_batches
 
     if not model.frozen_features:
         yield from iter_window_batches(path, frontend or _mel(model), batch_size)
         return
-    from .encoders import iter_waveform_windows
+    from geoforensics.core.models.encoders import iter_waveform_windows
 
     config = model.frontend_config
     for part in iter_waveform_windows(path, config, batch_size):
@@ -185,7 +186,6 @@ def _window_batches(
 
 
 def _mel(model: AudioGeolocator) -> MelFrontEnd:
-    from ..audio.frontend import MelFrontEnd
 
     return MelFrontEnd(model.frontend_config)
 
@@ -195,7 +195,7 @@ def _run_batch(
 ) -> dict[str, np.ndarray]:
     """Model outputs (and optionally features) of one batch of model inputs (images, or raw
     waveform windows for a waveform-features model), as float32 numpy."""
-    from .onnx_backend import onnx_runner
+    from geoforensics.core.models.onnx_backend import onnx_runner
 
     runner = onnx_runner(model)
     if runner is not None:  # the fast CPU path: ONNX Runtime, same outputs (module doc)
@@ -303,7 +303,6 @@ def _predict_from_pooled(
     if model.kind == "regression":
         latlon = np.asarray(pooled["latlon"], dtype=np.float64)[None]
         return latlon, np.full(1, np.nan), np.full(1, -1, dtype=np.int64), None
-    from ..geo.h3cells import cell_centers
 
     probs = np.asarray(pooled["probs"], dtype=np.float32)
     order = _topk_desc(probs, k)

@@ -24,6 +24,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from geoforensics.core.errors import InputError, WeightsNotFoundError
+from geoforensics.core.geoclip.embeddings import cached_gallery_embeddings
+from geoforensics.core.geoclip.retrieval import RetrievalIndex
+from geoforensics.core.models.geolocator import ModelConfig, _read_config, model_files
 from geoforensics.core.models.location import (
     LOCATION_ENCODERS,
     GeoCLIPEncoder,
@@ -34,12 +38,9 @@ from geoforensics.core.models.location import (
     save_location_encoder,
 )
 
-from ..errors import InputError, WeightsNotFoundError
-from .geolocator import ModelConfig, _read_config, model_files
-
 if TYPE_CHECKING:
-    from ..geo.gallery import Gallery
-    from ..geoclip.retrieval import RetrievalIndex
+    from geoforensics.core.geo.gallery import Gallery
+    from geoforensics.core.geoclip.retrieval import RetrievalIndex
 
 #: File stem of a model's own location encoder inside its folder.
 LOCATION_ENCODER_STEM = "location_encoder"
@@ -135,8 +136,6 @@ def retrieval_index_for_model(
     """A faiss index over ``gallery_coords`` embedded in the model's own location space:
     GeoCLIP's (cached on disk) or the saved encoder's (:func:`gallery_embeddings`, cached by
     the encoder's weights)."""
-    from ..geoclip.embeddings import cached_gallery_embeddings
-    from ..geoclip.retrieval import RetrievalIndex
 
     coords = getattr(gallery_coords, "coords", gallery_coords)
     points = np.asarray(coords, dtype=np.float64)

@@ -36,10 +36,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import InputError
+from geoforensics.core.errors import InputError
+from geoforensics.core.fileio import atomic_path
+from geoforensics.core.paths import cache_dir
 
 if TYPE_CHECKING:
-    from .geolocator import AudioGeolocator
+    from geoforensics.core.models.geolocator import AudioGeolocator
 
 #: Environment variable choosing the inference backend: ``auto`` (default), ``openvino``,
 #: ``onnx``, ``torch``.
@@ -107,7 +109,6 @@ def weights_sha256(model: AudioGeolocator) -> str:
 
 def _export(model: AudioGeolocator, target: Path) -> None:
     """Write the float32 ONNX graph of encoder + head (dynamic batch) atomically."""
-    from ..fileio import atomic_path
 
     wrapper = _EncoderAndHead(model).eval()
     shape = model.frontend_config.input_shape
@@ -256,7 +257,6 @@ def onnx_runner(model: AudioGeolocator, backend: str | None = None) -> GraphRunn
     choice = inference_backend() if backend is None else backend
     if not onnx_applicable(model, choice):
         return None
-    from ..paths import cache_dir
 
     fingerprint = (_fingerprint(model), choice)
     with _RUNNERS_LOCK:

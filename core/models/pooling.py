@@ -36,7 +36,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import InputError
+from geoforensics.core.errors import InputError
+from geoforensics.core.geo.distance import unit_vectors
 
 #: Names accepted by :func:`pool`.
 POOLING_METHODS: tuple[str, ...] = ("mean", "max", "kmeans")
@@ -144,7 +145,6 @@ def pool(
 
 def latlon_to_unit(latlon: np.ndarray) -> np.ndarray:
     """(N, 2) degrees -> (N, 3) points on the unit sphere."""
-    from ..geo.distance import unit_vectors
 
     return unit_vectors(latlon)
 
@@ -200,7 +200,7 @@ def pool_outputs(
         pooled = {name: value.max(axis=0) for name, value in arrays.items()}
         if kind == "regression" and "latlon_norm" in pooled:
             norm = torch.from_numpy(np.asarray(pooled["latlon_norm"], dtype=np.float64))
-            from .geolocator import denormalize_latlon
+            from geoforensics.core.models.geolocator import denormalize_latlon
 
             pooled["latlon"] = denormalize_latlon(norm).numpy()
         return pooled

@@ -136,7 +136,7 @@ def with_training_data(extra: dict[str, Any], record: TrainingData) -> dict[str,
 
 def model_training_data(model_dir: str | os.PathLike[str]) -> TrainingData:
     """What the model saved at ``model_dir`` (folder or file) was trained on."""
-    from .model_space import _model_folder, read_model_config
+    from geoforensics.core.models.model_space import _model_folder, read_model_config
 
     config = read_model_config(model_dir)
     return training_data_of(config.extra, _model_folder(model_dir))

@@ -29,11 +29,18 @@ from typing import Any
 
 import torch
 
-from ..errors import InputError
-from ..fileio import sha256_file
-from .encoders import check_state_dict, read_state_dict
-from .geolocator import AudioGeolocator, ModelConfig
-from .provenance import PAPER_RELEASE_DATASET, TrainingData, with_training_data
+from geoforensics.core.audio.frontend import get_frontend_config
+from geoforensics.core.data.inatsounds import _parse_categories
+from geoforensics.core.errors import InputError
+from geoforensics.core.fileio import sha256_file
+from geoforensics.core.geo.h3cells import CELL_COUNTS
+from geoforensics.core.models.encoders import check_state_dict, read_state_dict
+from geoforensics.core.models.geolocator import AudioGeolocator, ModelConfig
+from geoforensics.core.models.provenance import (
+    PAPER_RELEASE_DATASET,
+    TrainingData,
+    with_training_data,
+)
 
 #: Encoder of every released checkpoint.
 REFERENCE_ENCODER = "mobilenet_v3_large"
@@ -66,8 +73,6 @@ def _head_layout(state: dict[str, torch.Tensor], file: Path) -> tuple[int, int]:
 def _config_for(
     kind: str, width: int, hidden: int, n_species: int | None, file: Path
 ) -> ModelConfig:
-    from ..audio.frontend import get_frontend_config
-    from ..geo.h3cells import CELL_COUNTS
 
     frontend = get_frontend_config("reference").to_dict()
     extra = {"source": "reference-checkpoint", "checkpoint": file.name}
@@ -148,7 +153,6 @@ def read_species_names(path: str | os.PathLike[str], n_species: int | None = Non
     another length falls back on the categories that have annotations in it (the species a
     model trained on that split predicts); any other length mismatch is an InputError.
     """
-    from ..data.inatsounds import _parse_categories
 
     file = Path(path)
     try:

@@ -25,10 +25,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import GeoforensicsError, InputError, WeightsNotFoundError
-from ..fileio import sha256_file
-from .geolocator import CONFIG_FILE, WEIGHTS_FILE, AudioGeolocator, save_model
-from .provenance import TrainingData, model_training_data
+from geoforensics.core.errors import GeoforensicsError, InputError, WeightsNotFoundError
+from geoforensics.core.fileio import sha256_file
+from geoforensics.core.models.geolocator import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    AudioGeolocator,
+    save_model,
+)
+from geoforensics.core.models.model_space import read_model_config
+from geoforensics.core.models.provenance import TrainingData, model_training_data
+from geoforensics.core.models.reference import reference_model
+from geoforensics.core.paths import assets_dir, cache_dir
 
 #: File suffixes taken as released (torch-saved) checkpoints.
 CHECKPOINT_SUFFIXES: tuple[str, ...] = (".pt", ".pth", ".ckpt")
@@ -117,7 +125,6 @@ def import_reference_checkpoint(
     their names). Nothing is written when the file is missing, unreadable, of another layout or
     holds pickled code, or when ``species`` does not fit.
     """
-    from .reference import reference_model
 
     target = Path(out).expanduser()
     if target.exists() and not target.is_dir():
@@ -141,7 +148,6 @@ def _imported_sha256(folder: Path) -> str | None:
 
 def imported_models_dir() -> Path:
     """The cache folder of imported checkpoints (``$GEOFORENSICS_CACHE/models``)."""
-    from ..paths import cache_dir
 
     return cache_dir(IMPORT_CACHE)
 
@@ -153,7 +159,6 @@ def import_into_cache(path: str | os.PathLike[str], sha256: str | None = None) -
     against the folder's ``model.json``). A damaged or foreign folder under that name is
     rebuilt; when another process publishes the same import first, its folder is used.
     """
-    from .reference import reference_model
 
     file = Path(path)
     digest = sha256 or sha256_file(file)
@@ -236,7 +241,6 @@ class AudioModelEntry:
 
 
 def _entry(folder: Path, source: str) -> AudioModelEntry:
-    from .model_space import read_model_config
 
     try:
         kind = read_model_config(folder).kind
@@ -257,7 +261,6 @@ def _model_folders(root: Path) -> list[Path]:
 def find_audio_models() -> list[AudioModelEntry]:
     """The shipped models, the imported checkpoints in the cache and the model folders under
     ``$GEOFORENSICS_MODELS``, in that order, each with its training data."""
-    from ..paths import assets_dir
 
     entries = [_entry(p, "shipped") for p in _model_folders(assets_dir() / "models")]
     entries += [_entry(p, "imported (cache)") for p in _model_folders(imported_models_dir())]

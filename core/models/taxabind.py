@@ -42,11 +42,14 @@ import torch
 from numpy.typing import ArrayLike
 from torch import nn
 
+from geoforensics.core.errors import GeoforensicsError, InputError, WeightsNotFoundError
+from geoforensics.core.geoclip.location_encoder import FourierFeatures, equal_earth_projection
+from geoforensics.core.geoclip.retrieval import RetrievalIndex
+from geoforensics.core.load_errors import load_error_summary
+from geoforensics.core.models.clap import ClapAudioTower, clap_folder_problems, hub_snapshot
 from geoforensics.core.models.encoders.weights import check_state_dict, file_sha256, read_state_dict
 from geoforensics.core.models.location import LocationEncoder, check_latlon, gallery_embeddings
-
-from ..errors import GeoforensicsError, InputError, WeightsNotFoundError
-from .clap import ClapAudioTower, clap_folder_problems, hub_snapshot
+from geoforensics.core.vision.weights import WeightsStatus, hf_cache_dir
 
 #: Hub ids of TaxaBind's audio and location towers.
 TAXABIND_AUDIO_HUB_ID = "MVRL/ecosound"
@@ -75,7 +78,6 @@ class _Branch(nn.Module):
 
     def __init__(self, sigma: float, encoded_size: int, dim: int) -> None:
         super().__init__()
-        from ..geoclip.location_encoder import FourierFeatures
 
         hidden = 2 * dim
         self.capsule = nn.Sequential(
@@ -123,7 +125,6 @@ class TaxaBindLocationEncoder(LocationEncoder):
         self.weights_file_id: str | None = None
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
-        from ..geoclip.location_encoder import equal_earth_projection
 
         check_latlon(coords)
         projected = equal_earth_projection(coords)
@@ -237,7 +238,6 @@ def find_taxabind_weights(folder: str | os.PathLike[str] | None = None) -> TaxaB
     location = hub_snapshot(TAXABIND_LOCATION_HUB_ID)
     if audio is not None and location is not None:
         return TaxaBindFiles(audio, location, "Hugging Face cache")
-    from ..vision.weights import hf_cache_dir
 
     lacking = [
         hub
@@ -252,7 +252,6 @@ def find_taxabind_weights(folder: str | os.PathLike[str] | None = None) -> TaxaB
 
 def taxabind_status(folder: str | os.PathLike[str] | None = None) -> Any:
     """A :class:`~geoforensics.core.vision.weights.WeightsStatus` row for ``weights status``."""
-    from ..vision.weights import WeightsStatus
 
     name = "TaxaBind (audio + location)"
     try:
@@ -293,14 +292,10 @@ def download_taxabind(to: str | os.PathLike[str] | None = None) -> TaxaBindFiles
         if target is not None:
             kwargs["local_dir"] = str(target / sub)
         else:
-            from ..vision.weights import hf_cache_dir
-
             kwargs["cache_dir"] = str(hf_cache_dir())
         try:
             snapshot_download(**kwargs)
         except Exception as exc:  # hub and network errors come in many types
-            from ..load_errors import load_error_summary
-
             raise GeoforensicsError(
                 f"downloading {repo_id} failed ({load_error_summary(exc)}); the Hugging Face "
                 "hub must be reachable: run this on a connected machine with --to FOLDER, "
@@ -338,7 +333,6 @@ class TaxaBind:
     def retrieval_index(self, coords: ArrayLike) -> Any:
         """A :class:`~geoforensics.core.geoclip.retrieval.RetrievalIndex` over the gallery in
         TaxaBind's location space."""
-        from ..geoclip.retrieval import RetrievalIndex
 
         return RetrievalIndex(coords, self.gallery_embeddings(coords))
 

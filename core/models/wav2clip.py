@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from geoforensics.core.errors import InputError, WeightsNotFoundError
 from geoforensics.core.models.encoders.registry import (
     EncoderConfig,
     PrecomputedFeatures,
@@ -41,8 +42,6 @@ from geoforensics.core.models.encoders.weights import (
     read_state_dict,
 )
 from geoforensics.core.models.threads import torch_threads
-
-from ..errors import InputError, WeightsNotFoundError
 
 WAV2CLIP_SAMPLE_RATE = 16_000
 WAV2CLIP_DIM = 512

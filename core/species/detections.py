@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
-from .names import SpeciesMatch, match_species
+from geoforensics.core.errors import InputError
+from geoforensics.core.species.names import SpeciesMatch, match_species
 
 #: Default detection threshold (BirdNET-Analyzer's ``--min_conf`` default).
 DEFAULT_MIN_CONFIDENCE = 0.25

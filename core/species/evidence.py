@@ -29,14 +29,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from geoforensics.core.errors import InputError
+from geoforensics.core.geo.gazetteer import ResolvedPlace
 from geoforensics.core.species.checklists import YEAR_ROUND, RangeModel
-
-from ..errors import InputError
-from ..geo.gazetteer import ResolvedPlace
-from .detections import DEFAULT_MIN_CONFIDENCE, Detection, detect_species
+from geoforensics.core.species.detections import DEFAULT_MIN_CONFIDENCE, Detection, detect_species
+from geoforensics.core.species.likelihood import DEFAULT_MIN_PROB, weights_from_probs
+from geoforensics.core.species.names import match_species
 
 if TYPE_CHECKING:
-    from .birdnet_audio import BirdNETWindows
+    from geoforensics.core.species.birdnet_audio import BirdNETWindows
 
 #: Range probability below which a heard species is "unexpected here" (BirdNET-Analyzer's
 #: location-filter threshold, ``LOCATION_FILTER_THRESHOLD`` = 0.03).
@@ -197,7 +198,6 @@ def range_probabilities(
     not list (matched by scientific name, common names when the model has them). ``week``
     1-48, or -1 for year-round.
     """
-    from .names import match_species
 
     match = match_species(
         list(names), list(range_model.species), getattr(range_model, "common_names", None)
@@ -332,7 +332,6 @@ def heard_species(
     score against a range model. ``species_only`` ignores BirdNET's non-species sound classes
     (Siren, Human vocal, Engine, ...). No windows, or nothing above ``min_prob``, gives an
     empty result (not an error): a short or quiet recording has no species evidence."""
-    from .likelihood import DEFAULT_MIN_PROB, weights_from_probs
 
     threshold = DEFAULT_MIN_PROB[mode] if min_prob is None else float(min_prob)
     values = np.asarray(probs, dtype=np.float64)

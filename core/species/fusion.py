@@ -51,10 +51,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..errors import InputError
+from geoforensics.core.errors import InputError
+from geoforensics.core.geo import gallery as galleries
+from geoforensics.core.geo.distance import check_coords, haversine_np
 
 if TYPE_CHECKING:
-    from ..geo.gallery import Gallery
+    from geoforensics.core.geo.gallery import Gallery
 
 #: Grid of :func:`choose_fusion_weight`: 0 (AG-CLIP alone) ... inf (species alone).
 DEFAULT_FUSION_WEIGHTS: tuple[float, ...] = (
@@ -166,8 +168,6 @@ def fuse(
 
 
 def _gallery_coords(gallery: Gallery | ArrayLike) -> np.ndarray:
-    from ..geo import gallery as galleries
-    from ..geo.distance import check_coords
 
     coords = gallery.coords if isinstance(gallery, galleries.Gallery) else gallery
     return check_coords(coords, "fusion gallery")
@@ -299,7 +299,6 @@ def choose_fusion_weight(
     fused top-1 gallery point; its band accuracy, median great-circle error and accuracy at
     country and continent scale are recorded, and the rule picks one.
     """
-    from ..geo.distance import check_coords, haversine_np
 
     grid = sorted({_check_weight(w) for w in weights})
     if not grid:

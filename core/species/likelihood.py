@@ -81,25 +81,26 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import ArrayLike
 
+from geoforensics.core.errors import InputError
+from geoforensics.core.geo.gallery import effort_gallery_log_prior
+from geoforensics.core.geo.ranking import distinct_top_k, region_probability, score_map
 from geoforensics.core.species.checklists import YEAR_ROUND, RangeModel, week_rows
-
-from ..errors import InputError
-from ..geo.gallery import effort_gallery_log_prior
-from ..geo.ranking import distinct_top_k, region_probability, score_map
-from .range_table import (
+from geoforensics.core.species.names import match_species
+from geoforensics.core.species.range_table import (
     check_range_table,
     checked_columns,
     checked_rows,
     location_totals,
+    range_table,
     table_row_chunks,
 )
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from ..geo.effort import EffortPoints
-    from ..geo.gallery import Gallery
-    from .names import SpeciesMatch
+    from geoforensics.core.geo.effort import EffortPoints
+    from geoforensics.core.geo.gallery import Gallery
+    from geoforensics.core.species.names import SpeciesMatch
 
 #: Likelihood models of :func:`species_log_likelihood`.
 LIKELIHOOD_MODELS: tuple[str, ...] = ("focal", "draw", "presence-absence")
@@ -452,7 +453,7 @@ def _fast_log_likelihood(
     weights: np.ndarray,
 ) -> np.ndarray:
     """``draw`` / ``focal`` from the heard columns and cached totals (no full range table)."""
-    from .range_evidence import range_evidence
+    from geoforensics.core.species.range_evidence import range_evidence
 
     idx, w = _check_species(species_idx, weights, len(range_model.species))
     need_totals = draws_of(w, model) > 0
@@ -507,9 +508,7 @@ def locate_species(
     per-place totals are cached per week (:func:`~.range_evidence.range_evidence`; equal
     within float16 rounding).
     """
-    from .names import match_species
-    from .range_evidence import birdnet_mlp
-    from .range_table import range_table
+    from geoforensics.core.species.range_evidence import birdnet_mlp
 
     if not names:
         raise InputError("no species given: pass scientific names, e.g. 'Turdus merula'")

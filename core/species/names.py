@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import InputError
+from geoforensics.core.errors import InputError
 
 #: Hybrid signs: the multiplication sign, and a lone ``x`` / ``X`` between name parts.
 _HYBRID_SIGNS = ("\u00d7", "\u2715", "\u2a2f")

@@ -34,13 +34,19 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from geoforensics.core.errors import InputError, WeightsNotFoundError
+from geoforensics.core.fileio import load_keyed_npy, save_keyed_npy, sha256_arrays
+from geoforensics.core.geo.distance import check_coords
+from geoforensics.core.paths import cache_dir
+from geoforensics.core.species.birdnet_files import native_stderr_silenced
 from geoforensics.core.species.checklists import YEAR_ROUND, RangeModel
-
-from ..errors import InputError, WeightsNotFoundError
-from ..fileio import load_keyed_npy, save_keyed_npy, sha256_arrays
-from ..geo.distance import check_coords
-from ..paths import cache_dir
-from .range_table import location_totals, model_identity, range_table, to_table_dtype
+from geoforensics.core.species.range_table import (
+    location_totals,
+    model_identity,
+    range_table,
+    to_table_dtype,
+)
+from geoforensics.core.species.ranges import BirdNETRangeModel
 
 _TOTALS_FORMAT = "geoforensics-range-totals-v1"
 #: Places per chunk of the all-species pass (6,522 float32 outputs each: ~27 MB a chunk).
@@ -163,7 +169,6 @@ def _read_weights(path: Path) -> tuple[dict[str, Any], list[np.ndarray], list[np
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
     except ImportError:
         raise WeightsNotFoundError("the TFLite runtime (ai-edge-litert) is missing") from None
-    from .birdnet_files import native_stderr_silenced
 
     with native_stderr_silenced():
         runner = Interpreter(
@@ -215,7 +220,6 @@ def _probe_matches(mlp: BirdNETRangeMLP, model: Any) -> bool:
 def birdnet_mlp(model: RangeModel) -> BirdNETRangeMLP | None:
     """The weight-level evaluator of a :class:`~.ranges.BirdNETRangeModel` (checked against
     its interpreter once per process), or None for any other model or a graph that differs."""
-    from .ranges import BirdNETRangeModel
 
     if not isinstance(model, BirdNETRangeModel):
         return None

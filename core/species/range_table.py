@@ -21,13 +21,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from geoforensics.core.errors import InputError
+from geoforensics.core.fileio import load_keyed_npy, save_keyed_npy, sha256_arrays
+from geoforensics.core.geo.distance import check_coords
+from geoforensics.core.paths import cache_dir
 from geoforensics.core.species.checklists import YEAR_ROUND, RangeModel, week_rows
-
-from ..errors import InputError
-from ..fileio import load_keyed_npy, save_keyed_npy, sha256_arrays
-from ..geo.distance import check_coords
-from ..paths import cache_dir
-from .ranges import DEFAULT_BATCH, synthetic_identity
+from geoforensics.core.species.ranges import DEFAULT_BATCH, synthetic_identity
 
 #: Storage type of range tables.
 TABLE_DTYPE = np.float16
@@ -104,7 +103,7 @@ def model_identity(model: RangeModel) -> str:
     identity = getattr(model, "identity", None)
     if isinstance(identity, str) and identity:
         return identity
-    from ..synth import SyntheticRangeModel
+    from geoforensics.core.synth import SyntheticRangeModel
 
     if isinstance(model, SyntheticRangeModel):
         return synthetic_identity(model)

@@ -30,11 +30,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from geoforensics.core.errors import InputError, WeightsNotFoundError
+from geoforensics.core.fileio import sha256_arrays, sha256_file
+from geoforensics.core.species.birdnet_files import birdnet_file, birdnet_labels, interpreter
 from geoforensics.core.species.checklists import YEAR_ROUND, RangeModel, week_rows
-
-from ..errors import InputError, WeightsNotFoundError
-from ..fileio import sha256_arrays, sha256_file
-from .birdnet_files import birdnet_file, birdnet_labels, interpreter
 
 #: Rows per interpreter / network call.
 DEFAULT_BATCH = 4096
@@ -339,7 +338,7 @@ def load_range_model(spec: str) -> RangeModel:
     :class:`WeightsNotFoundError`; a folder without a synthetic world
     :class:`~geoforensics.core.errors.DatasetNotFoundError` (each naming the file).
     """
-    from ..synth import SyntheticRangeModel
+    from geoforensics.core.synth import SyntheticRangeModel
 
     text = str(spec).strip()
     if text.lower() == "birdnet":

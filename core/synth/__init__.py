@@ -5,16 +5,22 @@ writes a synthetic natural-sound world in the real formats, with its true range 
 it (:class:`SyntheticRangeModel`). Everything it writes is labelled SYNTHETIC.
 """
 
-from .ranges import (
+from geoforensics.core.synth.ranges import (
     PRESENCE_THRESHOLD,
     WEEKS,
     SpeciesRange,
     SyntheticRangeModel,
     date_to_week,
 )
-from .render import SAMPLE_RATE, render_recording
-from .species import SHAPES, CallParams, Species, activity_level, render_phrase
-from .world import (
+from geoforensics.core.synth.render import SAMPLE_RATE, render_recording
+from geoforensics.core.synth.species import (
+    SHAPES,
+    CallParams,
+    Species,
+    activity_level,
+    render_phrase,
+)
+from geoforensics.core.synth.world import (
     GENERATOR_VERSION,
     PRESETS,
     GenerationReport,

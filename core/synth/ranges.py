@@ -28,13 +28,19 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike
 
+from geoforensics.core.errors import DatasetNotFoundError, InputError
+from geoforensics.core.fileio import atomic_path
+from geoforensics.core.geo.distance import haversine_pairwise_np
+from geoforensics.core.geo.land import (
+    GRID_COLS,
+    GRID_ROWS,
+    LandGrid,
+    destination,
+    grid_index,
+    random_land_points,
+)
 from geoforensics.core.species.checklists import WEEKS_PER_YEAR, week_rows
-
-from ..errors import DatasetNotFoundError, InputError
-from ..fileio import atomic_path
-from ..geo.distance import haversine_pairwise_np
-from ..geo.land import GRID_COLS, GRID_ROWS, LandGrid, destination, grid_index, random_land_points
-from .species import Species
+from geoforensics.core.synth.species import Species
 
 #: A species can occur in a recording only where its presence is at least this (the checklist
 #: threshold the paper uses for range-model checklists).

@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import GeoforensicsError
-from ..geo.land import LandGrid, destination
-from .places import Ambience, PopulationCentres, sample_ambience
-from .ranges import PRESENCE_THRESHOLD, WEEKS, SyntheticRangeModel
-from .species import Species, activity_level
+from geoforensics.core.errors import GeoforensicsError
+from geoforensics.core.geo.land import LandGrid, destination
+from geoforensics.core.synth.places import Ambience, PopulationCentres, sample_ambience
+from geoforensics.core.synth.ranges import PRESENCE_THRESHOLD, WEEKS, SyntheticRangeModel
+from geoforensics.core.synth.species import Species, activity_level
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 #: Sample rate of every synthetic recording (that of iNatSounds), in Hz.

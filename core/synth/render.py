@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .places import render_ambience
-from .recordings import SAMPLE_RATE, RecordingPlan
-from .species import CallParams, lowpass_template, render_phrase
+from geoforensics.core.synth.places import render_ambience
+from geoforensics.core.synth.recordings import SAMPLE_RATE, RecordingPlan
+from geoforensics.core.synth.species import CallParams, lowpass_template, render_phrase
 
 _KIND_KEYS = {"inat": 1, "xcdc": 2}
 _AUDIO_STREAM = 7

@@ -19,12 +19,17 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
-from ..geo.distance import EARTH_RADIUS_KM
-from ..geo.land import LandGrid, load_land_grid
-from .places import PopulationCentres
-from .ranges import PRESENCE_THRESHOLD, SpeciesRange, SyntheticRangeModel, make_ranges
-from .recordings import (
+from geoforensics.core.errors import InputError
+from geoforensics.core.geo.distance import EARTH_RADIUS_KM
+from geoforensics.core.geo.land import LandGrid, load_land_grid
+from geoforensics.core.synth.places import PopulationCentres
+from geoforensics.core.synth.ranges import (
+    PRESENCE_THRESHOLD,
+    SpeciesRange,
+    SyntheticRangeModel,
+    make_ranges,
+)
+from geoforensics.core.synth.recordings import (
     SPLITS,
     RecordingPlan,
     Recordist,
@@ -33,9 +38,9 @@ from .recordings import (
     plan_recordings,
     recordist_sites,
 )
-from .render import SAMPLE_RATE
-from .species import Species, make_species
-from .writer import (
+from geoforensics.core.synth.render import SAMPLE_RATE
+from geoforensics.core.synth.species import Species, make_species
+from geoforensics.core.synth.writer import (
     write_audio,
     write_ground_truth,
     write_inat_splits,

@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from ..data.xcdc import COLUMNS as XCDC_COLUMNS
-from ..fileio import atomic_path
-from .recordings import SPLITS, RecordingPlan
-from .render import SAMPLE_RATE, render_recording
-from .species import CallParams, Species, species_to_dict
+from geoforensics.core.data.xcdc import COLUMNS as XCDC_COLUMNS
+from geoforensics.core.fileio import atomic_path
+from geoforensics.core.synth.recordings import SPLITS, RecordingPlan
+from geoforensics.core.synth.render import SAMPLE_RATE, render_recording
+from geoforensics.core.synth.species import CallParams, Species, species_to_dict
 
 RECORDINGS_COLUMNS: tuple[str, ...] = (
     "split",

@@ -16,11 +16,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..lazy_exports import lazy_exports
+from geoforensics.core.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
-    from .encoder import GeoImageTextEncoder, load_geo_image_text_encoder, load_image
-    from .geolocate import (
+    from geoforensics.core.vision.encoder import (
+        GeoImageTextEncoder,
+        load_geo_image_text_encoder,
+        load_image,
+    )
+    from geoforensics.core.vision.geolocate import (
         DEFAULT_GALLERY,
         MediaLocation,
         TopPlace,
@@ -31,7 +35,7 @@ if TYPE_CHECKING:
         locate_text,
         shared_encoder,
     )
-    from .weights import (
+    from geoforensics.core.vision.weights import (
         CLIP_HUB_ID,
         WeightsStatus,
         all_weights_status,

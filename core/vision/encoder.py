@@ -23,9 +23,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ..errors import InputError, MediaDecodeError, WeightsNotFoundError
-from ..geoclip.location_encoder import CLIP_FEATURE_DIM, EMBED_DIM, GeoCLIPImageMLP, load_image_mlp
-from .weights import find_clip_weights
+from geoforensics.core.errors import InputError, MediaDecodeError, WeightsNotFoundError
+from geoforensics.core.geoclip.location_encoder import (
+    CLIP_FEATURE_DIM,
+    EMBED_DIM,
+    GeoCLIPImageMLP,
+    load_image_mlp,
+)
+from geoforensics.core.vision.weights import find_clip_weights
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage

@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from ..errors import InputError
-from ..geo.gallery import Gallery
+from geoforensics.core.errors import InputError
+from geoforensics.core.geo.gallery import Gallery, resolve_gallery
+from geoforensics.core.geoclip.embeddings import geoclip_gallery_index
+from geoforensics.core.geoclip.location_encoder import geoclip_temperature
 
 if TYPE_CHECKING:
-    from ..geoclip.retrieval import RetrievalIndex
-    from .encoder import GeoImageTextEncoder
+    from geoforensics.core.geoclip.retrieval import RetrievalIndex
+    from geoforensics.core.vision.encoder import GeoImageTextEncoder
 
 #: Gallery of :func:`locate_image` / :func:`locate_text` unless told otherwise.
 DEFAULT_GALLERY = "land-1deg"
@@ -31,7 +33,6 @@ DEFAULT_GALLERY = "land-1deg"
 @functools.lru_cache(maxsize=1)
 def geoclip_image_temperature() -> float:
     """exp(logit_scale) of GeoCLIP (≈ 39.7), read from the geoclip wheel once per process."""
-    from ..geoclip.location_encoder import geoclip_temperature
 
     return float(geoclip_temperature())
 
@@ -108,13 +109,11 @@ class MediaLocation:
 
 @functools.lru_cache(maxsize=4)
 def _index_for_spec(spec: str) -> tuple[Gallery, RetrievalIndex]:
-    from ..geo.gallery import resolve_gallery
 
     return _index_for_gallery(resolve_gallery(spec))
 
 
 def _index_for_gallery(gallery: Gallery) -> tuple[Gallery, RetrievalIndex]:
-    from ..geoclip.embeddings import geoclip_gallery_index
 
     return gallery, geoclip_gallery_index(gallery, progress=None)
 
@@ -129,7 +128,7 @@ def gallery_index(gallery: str | Gallery = DEFAULT_GALLERY) -> tuple[Gallery, Re
 
 @functools.lru_cache(maxsize=2)
 def _shared_encoder(folder: str, device: str) -> GeoImageTextEncoder:
-    from .encoder import load_geo_image_text_encoder
+    from geoforensics.core.vision.encoder import load_geo_image_text_encoder
 
     return load_geo_image_text_encoder(folder, device=device)
 
@@ -139,7 +138,7 @@ def shared_encoder(
 ) -> GeoImageTextEncoder:
     """The encoder for the CLIP folder :func:`~.weights.find_clip_weights` picks, loaded once per
     process and folder (the app and repeated CLI calls share it; treat it as read-only)."""
-    from .weights import find_clip_weights
+    from geoforensics.core.vision.weights import find_clip_weights
 
     return _shared_encoder(str(find_clip_weights(clip)), device)
 
@@ -194,7 +193,7 @@ def locate_image(
     ``encoder`` defaults to :func:`shared_encoder` (``clip`` picks its weights); ``gallery`` is
     a spec such as "land-1deg", a gallery file or a :class:`Gallery`.
     """
-    from .encoder import load_image
+    from geoforensics.core.vision.encoder import load_image
 
     picture: Any = image
     source = "<array>"
@@ -232,7 +231,7 @@ def locate_images(
     batch_size: int = 8,
 ) -> list[MediaLocation]:
     """:func:`locate_image` for many image files (e.g. a clip's keyframes), embedded in batches."""
-    from .encoder import load_image
+    from geoforensics.core.vision.encoder import load_image
 
     model = shared_encoder(clip, device) if encoder is None else encoder
     pictures = [load_image(path) for path in paths]

@@ -23,7 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import GeoforensicsError, WeightsNotFoundError
+from geoforensics.core.errors import GeoforensicsError, WeightsNotFoundError
+from geoforensics.core.geoclip import (
+    GALLERY_100K_CSV,
+    IMAGE_MLP_WEIGHTS,
+    LOCATION_ENCODER_WEIGHTS,
+    LOGIT_SCALE_WEIGHTS,
+    geoclip_file,
+)
+from geoforensics.core.species import birdnet_files
 
 #: Hugging Face hub id of the CLIP model GeoCLIP's image MLP was trained on.
 CLIP_HUB_ID = "openai/clip-vit-large-patch14"
@@ -174,7 +182,6 @@ def clip_weights_status(clip: str | os.PathLike[str] | None = None) -> WeightsSt
 
 
 def _geoclip_status(name: str, relatives: tuple[str, ...], use: str) -> WeightsStatus:
-    from ..geoclip import geoclip_file
 
     try:
         paths = [geoclip_file(relative) for relative in relatives]
@@ -190,7 +197,6 @@ def _geoclip_status(name: str, relatives: tuple[str, ...], use: str) -> WeightsS
 
 def birdnet_status() -> WeightsStatus:
     """Availability of BirdNET V2.4 (audio model, range model, labels and the TFLite runtime)."""
-    from ..species import birdnet_files
 
     name = "BirdNET V2.4"
     try:
@@ -214,12 +220,6 @@ def birdnet_status() -> WeightsStatus:
 
 def all_weights_status(clip: str | os.PathLike[str] | None = None) -> list[WeightsStatus]:
     """Every weight set the product uses, in the order ``weights status`` lists them."""
-    from ..geoclip import (
-        GALLERY_100K_CSV,
-        IMAGE_MLP_WEIGHTS,
-        LOCATION_ENCODER_WEIGHTS,
-        LOGIT_SCALE_WEIGHTS,
-    )
 
     return [
         clip_weights_status(clip),

@@ -34,6 +34,9 @@ import torch.nn.functional as F
 
 from geoforensics.core.errors import InputError
 from geoforensics.core.geo.distance import check_coords
+from geoforensics.core.geo.gallery import from_coords, resolve_gallery
+from geoforensics.core.geoclip.embeddings import cached_gallery_embeddings
+from geoforensics.core.geoclip.location_encoder import geoclip_temperature
 from geoforensics.core.models import ModelConfig
 from geoforensics.train.config import LossConfig, OptimConfig, TrainConfig
 from geoforensics.train.datamodule import GeoDataModule
@@ -74,8 +77,6 @@ def location_embeddings(coords: np.ndarray, target: LocationTarget | None = None
     """
     array = check_coords(coords, "locations")
     if target is None:
-        from geoforensics.core.geoclip.embeddings import cached_gallery_embeddings
-
         return cached_gallery_embeddings(array, progress=False)
     parts = []
     device = _device_of(target)
@@ -96,7 +97,6 @@ def _device_of(target: LocationTarget) -> torch.device:
 def gallery_coords(specs: Sequence[str], train_coords: np.ndarray) -> np.ndarray:
     """Unique locations of the union of gallery specs (``train`` = the training locations;
     anything else goes to :func:`~geoforensics.core.geo.gallery.resolve_gallery`)."""
-    from geoforensics.core.geo.gallery import from_coords, resolve_gallery
 
     parts = []
     for spec in specs:
@@ -151,8 +151,6 @@ class AGCLIPTask(GeoTask):
             raise InputError(f"AGCLIPTask needs an agclip model config, got {model_config.kind!r}")
         super().__init__(model_config, optim, loss, encoder_weights)
         if temperature is None:
-            from geoforensics.core.geoclip.location_encoder import geoclip_temperature
-
             temperature = geoclip_temperature()
         self.temperature = float(temperature)
         train_emb = location_embeddings(train_coords, location_target)

@@ -40,10 +40,14 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from geoforensics.core.data import INatSounds
 from geoforensics.core.errors import InputError
 from geoforensics.core.geo.distance import check_coords, haversine_torch
 from geoforensics.core.geo.gallery import Gallery, from_coords, resolve_gallery
 from geoforensics.core.geo.metrics import GeoMetrics, geolocation_errors, summarize_errors
+from geoforensics.core.geoclip.embeddings import cached_gallery_embeddings, embed_locations
+from geoforensics.core.geoclip.location_encoder import geoclip_temperature
+from geoforensics.core.geoclip.retrieval import RetrievalIndex
 from geoforensics.core.models.threads import torch_threads
 from geoforensics.core.species.checklists import (
     CHECKLIST_THRESHOLD,
@@ -54,8 +58,8 @@ from geoforensics.core.species.checklists import (
     corrupt,
     dates_to_weeks,
 )
-
-from .agclip import contrastive_loss
+from geoforensics.core.synth import SyntheticRangeModel
+from geoforensics.train.tasks.agclip import contrastive_loss
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +88,6 @@ class SpeciesOracle(L.LightningModule):
         if n_species < 1:
             raise InputError(f"species oracle: need at least one species, got {n_species}")
         if temperature is None:
-            from geoforensics.core.geoclip.location_encoder import geoclip_temperature
-
             temperature = geoclip_temperature()
         self.save_hyperparameters()
         self.proj = nn.Linear(n_species, embed_dim)
@@ -327,7 +329,6 @@ def predict_locations(
     gallery_embeddings: np.ndarray,
 ) -> np.ndarray:
     """Top-1 gallery location (N, 2) for each checklist row."""
-    from geoforensics.core.geoclip.retrieval import RetrievalIndex
 
     with torch.inference_mode():
         queries = model(torch.from_numpy(np.asarray(checklist, dtype=np.float32))).cpu().numpy()
@@ -337,8 +338,6 @@ def predict_locations(
 
 def _resolve_range_model(range_model: RangeModel | str | Path | None, root: Path) -> RangeModel:
     if range_model is None or isinstance(range_model, str | Path):
-        from geoforensics.core.synth import SyntheticRangeModel
-
         return SyntheticRangeModel.load(root if range_model is None else range_model)
     return range_model
 
@@ -354,7 +353,6 @@ def _resolve_gallery(gallery: Gallery | str | ArrayLike) -> Gallery:
 def _split_checklists(
     root: Path, split: str, range_model: RangeModel, use_dates: bool, threshold: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    from geoforensics.core.data import INatSounds
 
     data = INatSounds(root, split, require_audio=False)
     coords = data.coords()
@@ -399,7 +397,6 @@ def run_species_oracle(
     coordinates (N, 2), dates or None), e.g. the XCDC dawn choruses; their results are keyed
     ``"NAME:VARIANT"``.
     """
-    from geoforensics.core.geoclip.embeddings import cached_gallery_embeddings, embed_locations
 
     root = Path(dataset_root).expanduser()
     model_ranges = _resolve_range_model(range_model, root)
