@@ -96,3 +96,16 @@ def train_micro_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
         )
         generate_world(root, micro, seed=0, progress=False, force=True)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny SYNTHETIC world (seed 0), generated once per session for every test that reads
+    it (the bench, fusion, location-encoder and oracle rows, the learning tests). Tests read it
+    and write their outputs elsewhere."""
+    from geoforensics.core.synth import generate_world
+
+    root = tmp_path_factory.getbasetemp() / "tiny-world-seed0"
+    if not (root / "world" / "world.json").is_file():
+        generate_world(root, "tiny", seed=0, progress=False, force=True)
+    return root

@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO_CLIP = assets_dir() / "demo" / "demo_clip.mp4"
 GALLERY = "grid-10deg"
 EPOCHS = 3
-#: Same settings as tests/test_train_cli.py's resume test (3 epochs of test_tiny AG-CLIP).
+#: Same settings as tests/train/test_train_cli.py's resume test (3 epochs of test_tiny AG-CLIP).
 TRAIN_CONFIG = (
     "method: agclip\n"
     "data:\n  root: {world}\n"

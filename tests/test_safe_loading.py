@@ -3,13 +3,14 @@ user reaches, and cached gallery embeddings follow their inputs.
 
 Already tested elsewhere (not repeated here):
 - a corrupted gallery-embedding cache entry is rebuilt, and the key changes with the
-  coordinates and with in-memory weights: ``tests/test_retrieval.py``
+  coordinates and with in-memory weights: ``tests/core/geoclip/test_retrieval.py``
   (``test_cache_rebuilds_a_corrupted_entry``, ``test_cache_key_changes_with_coords_and_weights``);
 - a range table cache is hit, rebuilt when its file is damaged, truncated or its side file
-  unreadable, and keyed by week, points and model identity: ``tests/test_species_ranges.py``
+  unreadable, and keyed by week, points and model identity:
+  ``tests/core/species/test_species_ranges.py``
   (``test_range_table_cache_hit_and_damaged_file_rebuilt``, ``test_model_identity_...``);
 - bench results and saved location encoders are verified by checksum:
-  ``tests/test_eval_bench.py``, ``tests/test_location_encoders.py``.
+  ``tests/eval/test_eval_bench.py``, ``tests/core/models/test_location_encoders.py``.
 """
 
 from __future__ import annotations
