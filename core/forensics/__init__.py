@@ -23,6 +23,13 @@ from typing import TYPE_CHECKING
 from geoforensics.core.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
+    from geoforensics.core.forensics.check_models import (
+        CheckModels,
+        CheckOptions,
+        default_model_dir,
+        load_check_models,
+        shared_check_models,
+    )
     from geoforensics.core.forensics.discrepancy import (
         MODALITY_ORDER,
         RADII_KM,
@@ -41,15 +48,7 @@ if TYPE_CHECKING:
         check_folder,
         find_media,
     )
-    from geoforensics.core.forensics.pipeline import (
-        CheckModels,
-        CheckOptions,
-        check_fingerprint,
-        default_model_dir,
-        load_check_models,
-        run_check,
-        shared_check_models,
-    )
+    from geoforensics.core.forensics.pipeline import check_fingerprint, run_check
     from geoforensics.core.forensics.report import report_html, write_report
     from geoforensics.core.forensics.results import CheckReport, ModalityResult, Segment
 
@@ -68,13 +67,13 @@ _EXPORTS = {
     "FolderSummary": "folder",
     "check_folder": "folder",
     "find_media": "folder",
-    "CheckModels": "pipeline",
-    "CheckOptions": "pipeline",
+    "CheckModels": "check_models",
+    "CheckOptions": "check_models",
     "check_fingerprint": "pipeline",
-    "default_model_dir": "pipeline",
-    "load_check_models": "pipeline",
+    "default_model_dir": "check_models",
+    "load_check_models": "check_models",
     "run_check": "pipeline",
-    "shared_check_models": "pipeline",
+    "shared_check_models": "check_models",
     "report_html": "report",
     "write_report": "report",
     "CheckReport": "results",

@@ -49,6 +49,7 @@ from geoforensics.core.forensics.batch_tables import (
     write_parquet,
     write_raven,
 )
+from geoforensics.core.forensics.check_models import CheckModels, CheckOptions, shared_check_models
 from geoforensics.core.forensics.claims import read_claims
 from geoforensics.core.forensics.gis_export import (
     BATCH_KML,
@@ -59,13 +60,7 @@ from geoforensics.core.forensics.gis_export import (
     write_geojson,
     write_kml,
 )
-from geoforensics.core.forensics.pipeline import (
-    CheckModels,
-    CheckOptions,
-    check_fingerprint,
-    run_check,
-    shared_check_models,
-)
+from geoforensics.core.forensics.pipeline import check_fingerprint, run_check
 from geoforensics.core.forensics.ray_runner import run_on_ray
 from geoforensics.core.forensics.report import REPORT_JSON, write_report
 from geoforensics.core.models.geolocator import model_files
@@ -223,7 +218,7 @@ def check_clip_task(
 ) -> FolderEntry:
     """Check one clip of a folder into its report folder, or skip it when its ``report.json``
     has the same fingerprint; a failing clip gives a ``failed`` entry with its one-line error.
-    Models are the process's shared ones (:func:`~.pipeline.shared_check_models`: a worker
+    Models are the process's shared ones (:func:`~.check_models.shared_check_models`: a worker
     loads them once) unless ``models`` is given. Raises :class:`_ModelsFailed` when they
     cannot load."""
     started = time.perf_counter()

@@ -3,7 +3,7 @@
 Each clip is one task running the function it is given (``check FOLDER`` gives
 :func:`~.folder.run_clip_task`, the function the local worker processes run), so the report
 folders, ``summary.json`` and the tables are the same. A Ray worker process keeps its models
-between tasks (the per-process cache of :func:`~.pipeline.shared_check_models`), as a local
+between tasks (the per-process cache of :func:`~.check_models.shared_check_models`), as a local
 worker does.
 
 On a cluster every node must see the clip folder and the output folder at the same paths (a

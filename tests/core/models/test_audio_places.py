@@ -115,14 +115,14 @@ def test_cli_check_app_and_library_give_identical_places(
 
 
 def test_the_prior_is_one_rule(agclip_dir: Path, chirp: Path) -> None:
-    from geoforensics.core.forensics import pipeline
+    from geoforensics.core.forensics import check_models
     from geoforensics.core.models.audio_places import place_log_probs
 
     grid = resolve_gallery(GALLERY)
     assert gallery_log_prior(grid) == pytest.approx(area_log_prior(grid.coords))
     points = from_coords(grid.coords[:10], name="points")
     assert gallery_log_prior(points) == pytest.approx(np.full(10, -np.log(10)))
-    assert pipeline.gallery_log_prior is gallery_log_prior  # re-exported where it was
+    assert check_models.gallery_log_prior is gallery_log_prior  # the check's models use it
     library = _library(agclip_dir, chirp, radius_km=0.0)
     expected = place_log_probs(library.cosine, area_log_prior(grid.coords))  # type: ignore[attr-defined]
     assert library.log_probs == pytest.approx(expected, abs=1e-12)  # type: ignore[attr-defined]

@@ -323,7 +323,7 @@ def test_status_lists_audio_models_with_their_training_data(
 def test_the_app_and_check_options_take_a_pt(
     release: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from geoforensics.core.forensics.pipeline import CheckOptions
+    from geoforensics.core.forensics.check_models import CheckOptions
     from geoforensics.forensics_app.settings import default_model_dir
 
     folder = resolve_audio_model(release)

@@ -1,0 +1,354 @@
+"""What a check runs with: its options and its models, loaded once per process.
+
+:class:`CheckOptions` holds every option of ``geoforensics check`` (the CLI, the app, folder
+workers and perf build it); :class:`CheckModels` the models a check needs (the AG-CLIP model
+and its gallery index in its own location space, GeoCLIP's index for frames and text, CLIP,
+BirdNET and its range model), each loaded on first use; :func:`shared_check_models` keeps one
+set per process for the app, batch workers and Ray tasks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from geoforensics.core.errors import InputError, WeightsNotFoundError
+from geoforensics.core.fileio import sha256_file
+from geoforensics.core.forensics.places import (
+    TOP_RADIUS_KM,
+    RegionMass,
+)
+from geoforensics.core.geo.gallery import (
+    gallery_log_prior,
+    gallery_prior_name,
+    resolve_gallery,
+)
+from geoforensics.core.geoclip.embeddings import geoclip_gallery_index
+from geoforensics.core.models import load_model
+from geoforensics.core.models.geolocator import model_files
+from geoforensics.core.models.model_space import (
+    model_location_encoder_name,
+    retrieval_index_for_model,
+)
+from geoforensics.core.models.provenance import model_training_data
+from geoforensics.core.models.resolve import resolve_audio_model
+from geoforensics.core.paths import assets_dir
+from geoforensics.core.species.birdnet_audio import BirdNETAudio
+from geoforensics.core.species.birdnet_files import INSTALL_HINT, birdnet_available
+from geoforensics.core.species.fusion import agclip_temperature, fusion_weight_for_model
+from geoforensics.core.species.ranges import BirdNETRangeModel
+from geoforensics.core.vision import (
+    load_geo_image_text_encoder,
+)
+from geoforensics.core.vision.weights import find_clip_weights
+
+if TYPE_CHECKING:
+    from geoforensics.core.geo.gallery import Gallery
+    from geoforensics.core.geoclip.retrieval import RetrievalIndex
+    from geoforensics.core.models.geolocator import AudioGeolocator
+    from geoforensics.core.models.provenance import TrainingData
+
+Progress = Callable[[float, str], None]
+
+#: The shipped demo checkpoint, relative to the assets folder.
+DEMO_MODEL = "models/demo_agclip"
+#: Why the AG-CLIP modality is unavailable without ``--model``.
+NO_MODEL_REASON = (
+    "no AG-CLIP model given (--model MODEL_DIR, a model trained on real recordings); the "
+    "species BirdNET hears locate the audio"
+)
+
+
+def default_model_dir() -> Path:
+    """The shipped demo AG-CLIP checkpoint (``assets/models/demo_agclip``)."""
+
+    return assets_dir() / DEMO_MODEL
+
+
+@dataclass
+class CheckOptions:
+    """Settings of one check (the CLI flags of ``geoforensics check``).
+
+    ``model_dir`` None runs no AG-CLIP model (the audio is located by the species BirdNET
+    hears; ``geoforensics demo`` passes the shipped demo checkpoint, :func:`default_model_dir`,
+    explicitly); ``claimed`` is a place name or
+    ``"LAT,LON"``; ``date`` None takes the container's creation date; ``text`` None takes the
+    container's title / description / comment tag; ``clip_weights`` a CLIP ViT-L/14 folder or
+    file (else the Hugging Face cache / ``$GEOFORENSICS_CLIP``); ``species`` runs BirdNET when
+    the extra is installed; ``calibration`` a species-range calibration file (``geoforensics
+    calibrate --species``) for the audio species modality's regions.
+    """
+
+    model_dir: Path | None = None
+    gallery: str = "land-1deg"
+    claimed: str | None = None
+    date: dt.date | None = None
+    text: str | None = None
+    top_k: int = 5
+    segment_s: float = 10.0
+    frame_every_s: float = 5.0
+    max_frames: int = 12
+    clip_weights: str | None = None
+    species: bool = True
+    calibration: str | None = None
+
+    def validate(self) -> None:
+        """Raise a one-line :class:`InputError` for an unusable value."""
+        if self.top_k < 1:
+            raise InputError(f"--top-k must be >= 1, got {self.top_k}")
+        if not (np.isfinite(self.segment_s) and self.segment_s > 0):
+            raise InputError(f"--segment-s must be > 0 seconds, got {self.segment_s}")
+        if not (np.isfinite(self.frame_every_s) and self.frame_every_s > 0):
+            raise InputError(f"--frame-every-s must be > 0 seconds, got {self.frame_every_s}")
+        if self.max_frames < 0:
+            raise InputError(f"--max-frames must be >= 0, got {self.max_frames}")
+        if self.calibration is not None and not Path(self.calibration).is_file():
+            raise InputError(
+                f"{self.calibration}: no such calibration file (make one with "
+                "geoforensics calibrate --species)"
+            )
+
+    def resolved_model_dir(self) -> Path:
+        """``model_dir`` or the shipped demo checkpoint; a released AG-CLIP checkpoint
+        (``.pt``) is imported once into the cache and its folder returned
+        (:func:`~geoforensics.core.models.resolve.resolve_audio_model`)."""
+        if self.model_dir is None:
+            return default_model_dir()
+
+        return resolve_audio_model(self.model_dir)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready parameters (the model folder resolved)."""
+        return {
+            "model_dir": None if self.model_dir is None else str(self.resolved_model_dir()),
+            "gallery": self.gallery,
+            "claimed": self.claimed,
+            "date": None if self.date is None else self.date.isoformat(),
+            "text": self.text,
+            "top_k": int(self.top_k),
+            "segment_s": float(self.segment_s),
+            "frame_every_s": float(self.frame_every_s),
+            "max_frames": int(self.max_frames),
+            "clip_weights": self.clip_weights,
+            "species": bool(self.species),
+            "calibration": self.calibration,
+            "top_radius_km": TOP_RADIUS_KM,
+        }
+
+
+def _model_key(options: CheckOptions) -> tuple[str | None, str, str | None, bool]:
+    return (
+        None if options.model_dir is None else str(options.resolved_model_dir()),
+        options.gallery,
+        options.clip_weights,
+        bool(options.species),
+    )
+
+
+@dataclass
+class CheckModels:
+    """Everything :func:`run_check` needs loaded once: the gallery, the region-mass operator,
+    the AG-CLIP model and its gallery index when a model was given (``model`` None
+    otherwise), what that model was trained on (``training``), and (lazily, on first use)
+    CLIP and BirdNET."""
+
+    key: tuple[str | None, str, str | None, bool]
+    model: AudioGeolocator | None
+    model_dir: Path | None
+    model_sha256: str
+    gallery_name: str
+    coords: np.ndarray
+    audio_index: RetrievalIndex | None
+    region: RegionMass
+    temperature: float
+    location_encoder: str
+    log_prior: np.ndarray
+    gallery: Gallery | None = None
+    training: TrainingData | None = None
+    fusion_weight: float = 1.0
+    clip_weights: str | None = None
+    species_enabled: bool = True
+    _clip: Any = None
+    _clip_reason: str | None = None
+    _clip_tried: bool = False
+    _geoclip_index: Any = None
+    _birdnet: Any = None
+    _range_model: Any = None
+    _species_reason: str | None = None
+    _species_tried: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def matches(self, options: CheckOptions) -> bool:
+        """Whether these models serve ``options`` (same model, gallery, CLIP, species)."""
+        return self.key == _model_key(options)
+
+    def clip(self) -> tuple[Any, str | None]:
+        """(CLIP image/text encoder, None) or (None, why it is unavailable and the fix)."""
+        if not self._clip_tried:
+            self._clip_tried = True
+            try:
+                find_clip_weights(self.clip_weights)  # torch-free: no weights, no torch import
+
+                self._clip = load_geo_image_text_encoder(self.clip_weights)
+            except WeightsNotFoundError as exc:
+                self._clip_reason = str(exc)
+        return self._clip, self._clip_reason
+
+    def geoclip_index(self) -> RetrievalIndex:
+        """The gallery in GeoCLIP's location space (frames and text; audio too when the
+        model was trained against GeoCLIP)."""
+        if self._geoclip_index is None:
+            if self.location_encoder == "geoclip" and self.audio_index is not None:
+                self._geoclip_index = self.audio_index
+            else:
+                self._geoclip_index = geoclip_gallery_index(self.coords)
+        return self._geoclip_index
+
+    def species(self) -> tuple[Any, Any, str | None]:
+        """(BirdNET audio model, BirdNET range model, None) or (None, None, reason)."""
+        if not self.species_enabled:
+            return None, None, "turned off with --no-species"
+        if not self._species_tried:
+            self._species_tried = True
+
+            if not birdnet_available():
+                self._species_reason = f"BirdNET is not installed: {INSTALL_HINT}"
+            else:
+                try:
+                    self._birdnet = BirdNETAudio(num_threads=1)
+                    self._range_model = BirdNETRangeModel(num_threads=1)
+                except WeightsNotFoundError as exc:
+                    self._species_reason = str(exc)
+        return self._birdnet, self._range_model, self._species_reason
+
+
+def load_check_models(options: CheckOptions | None = None) -> CheckModels:
+    """Load the gallery and, when ``options.model_dir`` is given, the AG-CLIP model and the
+    gallery's index in its location space (cached embeddings) for ``options``.
+
+    A missing or unreadable model folder raises :class:`WeightsNotFoundError` /
+    :class:`InputError`; a non-AG-CLIP model an InputError.
+    """
+
+    options = options or CheckOptions()
+    options.validate()
+    if options.model_dir is None:
+        gallery = resolve_gallery(options.gallery)
+        log_prior = gallery_log_prior(gallery)
+        return CheckModels(
+            key=_model_key(options),
+            model=None,
+            model_dir=None,
+            model_sha256="",
+            gallery_name=gallery.name,
+            coords=np.asarray(gallery.coords, dtype=np.float64),
+            audio_index=None,
+            region=RegionMass(gallery.coords, TOP_RADIUS_KM),
+            temperature=agclip_temperature(),
+            location_encoder="geoclip",
+            log_prior=log_prior,
+            gallery=gallery,
+            clip_weights=options.clip_weights,
+            species_enabled=bool(options.species),
+            info={"name": "AG-CLIP", "used": False, "reason": NO_MODEL_REASON},
+        )
+    return _load_agclip_models(options)
+
+
+def _load_agclip_models(options: CheckOptions) -> CheckModels:
+    """:func:`load_check_models` with a model folder."""
+
+    model_dir = options.resolved_model_dir()
+    weights, _config = model_files(model_dir)
+    if not weights.is_file():
+        raise WeightsNotFoundError(
+            f"{weights}: AG-CLIP model not found (--model takes a folder written by "
+            "`geoforensics train`)"
+        )
+    model = load_model(model_dir)
+    if model.kind != "agclip":
+        raise InputError(f"{model_dir}: a {model.kind} model; check needs an AG-CLIP model")
+    gallery = resolve_gallery(options.gallery)
+    index = retrieval_index_for_model(model_dir, gallery)
+    log_prior = gallery_log_prior(gallery)
+    config = model.config
+    training = model_training_data(model_dir)
+    fusion_weight = fusion_weight_for_model(model_dir)
+    info = {
+        "name": "AG-CLIP",
+        "used": True,
+        "training_data": training.as_dict(),
+        "training_data_label": training.label(),
+        "knows_real_sound": training.knows_real_sound,
+        "fusion_weight": fusion_weight,
+        "model_dir": str(model_dir),
+        "weights_sha256": sha256_file(weights),
+        "encoder": config.encoder,
+        "kind": config.kind,
+        "n_species": config.n_species,
+        "embed_dim": config.embed_dim,
+        "frontend": (config.frontend or {}).get("name"),
+        "location_encoder": model_location_encoder_name(model_dir),
+        "method": config.extra.get("method"),
+        "best_epoch": config.extra.get("best_epoch"),
+        "val_metrics": config.extra.get("val_metrics"),
+        "pooling": "mean",
+        "prior": gallery_prior_name(gallery),
+    }
+    return CheckModels(
+        key=_model_key(options),
+        model=model,
+        model_dir=model_dir,
+        model_sha256=str(info["weights_sha256"]),
+        gallery_name=gallery.name,
+        coords=np.asarray(gallery.coords, dtype=np.float64),
+        audio_index=index,
+        region=RegionMass(gallery.coords, TOP_RADIUS_KM),
+        temperature=agclip_temperature(),
+        location_encoder=str(info["location_encoder"]),
+        log_prior=log_prior,
+        gallery=gallery,
+        training=training,
+        fusion_weight=fusion_weight,
+        clip_weights=options.clip_weights,
+        species_enabled=bool(options.species),
+        info=info,
+    )
+
+
+_SHARED: dict[tuple[str | None, str, str | None, bool], CheckModels] = {}
+
+
+def shared_check_models(options: CheckOptions | None = None) -> CheckModels:
+    """:func:`load_check_models`, kept per process for each (model, gallery, CLIP, species)
+    setting: the CLI and the app load a model once however many clips they check (the model
+    file's modification time is part of the key, so a retrained model is reloaded)."""
+    options = options or CheckOptions()
+    stamp = 0
+    if options.model_dir is not None:
+        weights = options.resolved_model_dir() / "model.safetensors"
+        stamp = weights.stat().st_mtime_ns if weights.is_file() else 0
+    key = _model_key(options)
+    cached = _SHARED.get(key)
+    if cached is None or cached.info.get("_stamp") != stamp:
+        cached = load_check_models(options)
+        cached.info["_stamp"] = stamp
+        _SHARED.clear()  # one model set at a time: they hold large arrays
+        _SHARED[key] = cached
+    return cached
+
+
+__all__ = [
+    "DEMO_MODEL",
+    "NO_MODEL_REASON",
+    "CheckModels",
+    "CheckOptions",
+    "default_model_dir",
+    "load_check_models",
+    "shared_check_models",
+]
