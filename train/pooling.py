@@ -37,7 +37,7 @@ from geoforensics.core.errors import GeoforensicsError, InputError
 from geoforensics.core.fileio import atomic_path, atomic_write
 from geoforensics.core.geo.distance import validate_coords
 from geoforensics.core.geo.metrics import geolocation_errors
-from geoforensics.core.geoclip.embeddings import cached_gallery_embeddings
+from geoforensics.core.geoclip.embeddings import geoclip_gallery_index
 from geoforensics.core.geoclip.location_encoder import geoclip_temperature
 from geoforensics.core.geoclip.retrieval import RetrievalIndex
 from geoforensics.core.models.encoders import error_summary
@@ -199,7 +199,7 @@ def _as_index(gallery: RetrievalIndex | np.ndarray) -> RetrievalIndex:
         return gallery
 
     coords = np.asarray(gallery, dtype=np.float64)
-    return RetrievalIndex(coords, cached_gallery_embeddings(coords, progress=False))
+    return geoclip_gallery_index(coords)
 
 
 def _lr_factor(step: int, total: int, warmup: int) -> float:

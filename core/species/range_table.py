@@ -57,14 +57,19 @@ def table_row_chunks(table: np.ndarray) -> list[slice]:
     return [slice(a, min(a + rows, table.shape[0])) for a in range(0, table.shape[0], rows)]
 
 
-def checked_rows(block: np.ndarray, first_row: int) -> np.ndarray:
-    """A float64 copy of table rows, refusing NaN/inf and negative presence."""
+def checked_rows(
+    block: np.ndarray, first_row: int, columns: np.ndarray | None = None
+) -> np.ndarray:
+    """A float64 copy of table rows, refusing NaN/inf and negative presence. A bad entry is
+    named by its table row (``first_row`` + its row in ``block``) and table column
+    (``columns[j]`` when ``block`` holds those columns only)."""
     values = block.astype(np.float64)
     bad = ~np.isfinite(values) | (values < 0)
     if bad.any():
         row, col = (int(i) for i in np.argwhere(bad)[0])
+        column = col if columns is None else int(columns[col])
         raise InputError(
-            f"range table: entry ({first_row + row}, {col}) is {values[row, col]}; presence "
+            f"range table: entry ({first_row + row}, {column}) is {values[row, col]}; presence "
             "must be a finite number >= 0"
         )
     return values
@@ -73,15 +78,7 @@ def checked_rows(block: np.ndarray, first_row: int) -> np.ndarray:
 def checked_columns(table: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """A float64 copy of the table's columns ``idx``, refusing bad entries (named by their
     row and table column)."""
-    values = table[:, idx].astype(np.float64)
-    bad = ~np.isfinite(values) | (values < 0)
-    if bad.any():
-        row, col = (int(i) for i in np.argwhere(bad)[0])
-        raise InputError(
-            f"range table: entry ({row}, {int(idx[col])}) is {values[row, col]}; presence "
-            "must be a finite number >= 0"
-        )
-    return values
+    return checked_rows(table[:, idx], 0, idx)
 
 
 def location_totals(table: ArrayLike) -> np.ndarray:

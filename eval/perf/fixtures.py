@@ -98,10 +98,9 @@ def gallery_coords(size: int | None) -> np.ndarray:
 
 def retrieval_index(coords: np.ndarray) -> RetrievalIndex:
     """A faiss index over the cached GeoCLIP embeddings of ``coords`` (embedded once)."""
-    from geoforensics.core.geoclip.embeddings import cached_gallery_embeddings  # loads torch
-    from geoforensics.core.geoclip.retrieval import RetrievalIndex  # loads faiss
+    from geoforensics.core.geoclip.embeddings import geoclip_gallery_index  # torch, faiss
 
-    return RetrievalIndex(coords, cached_gallery_embeddings(coords, progress=False))
+    return geoclip_gallery_index(coords)
 
 
 def work_dir() -> Path:

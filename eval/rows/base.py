@@ -37,7 +37,7 @@ from geoforensics.core.geo.gallery import (
     resolve_gallery,
     train_neighbour_gallery,
 )
-from geoforensics.core.geoclip.embeddings import cached_gallery_embeddings
+from geoforensics.core.geoclip.embeddings import geoclip_gallery_index
 from geoforensics.core.geoclip.retrieval import RetrievalIndex
 from geoforensics.core.synth.ranges import RANGE_MODEL_FILE
 from geoforensics.eval.predictions_csv import recording_ids
@@ -246,9 +246,7 @@ class BenchData:
         """Faiss index over a gallery's GeoCLIP embeddings (embeddings cached on disk)."""
 
         def build() -> RetrievalIndex:
-            gallery = self.gallery_for(specs)
-            embeddings = cached_gallery_embeddings(gallery, progress=self.progress)
-            return RetrievalIndex(gallery.coords, embeddings)
+            return geoclip_gallery_index(self.gallery_for(specs), progress=self.progress)
 
         index: RetrievalIndex = self.memo(("index", *specs), build)
         return index
