@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from repo_paths import REPO
+from tiny_towers import write_tiny_taxabind
 
 from geoforensics.core import cli
 from geoforensics.core.errors import DatasetNotFoundError, InputError, WeightsNotFoundError
@@ -96,8 +97,6 @@ def test_xcdc_rows_run_alone_and_equal_the_full_world(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from test_taxabind import write_tiny_taxabind  # tiny random TaxaBind towers
-
     from geoforensics.core.models.taxabind import TAXABIND_ENV
 
     monkeypatch.setenv(TAXABIND_ENV, str(write_tiny_taxabind(tmp_path / "taxabind")))

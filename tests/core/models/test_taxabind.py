@@ -15,13 +15,13 @@ import pytest
 import soundfile as sf
 import torch
 from repo_paths import TESTS
+from tiny_towers import write_tiny_taxabind
 
 from geoforensics.core import cli
 from geoforensics.core.errors import GeoforensicsError, InputError, WeightsNotFoundError
 from geoforensics.core.models.clap import ClapAudioTower, ClapFrontEnd, load_clap_audio_model
 from geoforensics.core.models.taxabind import (
     TAXABIND_ENV,
-    TaxaBindLocationEncoder,
     download_taxabind,
     find_taxabind_weights,
     load_taxabind,
@@ -38,41 +38,6 @@ def _signal(seconds: float, seed: int = 1) -> np.ndarray:
     t = np.arange(int(SR * seconds)) / SR
     wave = 0.3 * np.sin(2 * np.pi * 2500 * t * (1 + 0.1 * t)) + 0.05 * rng.standard_normal(t.size)
     return wave.astype(np.float32)
-
-
-def tiny_clap_config(enable_fusion: bool = True) -> Any:
-    """A small ``ClapAudioConfig`` with the real front-end geometry (64 mels, spec 256)."""
-    from transformers import ClapAudioConfig
-
-    return ClapAudioConfig(
-        patch_embeds_hidden_size=8,
-        hidden_size=16,
-        depths=[1, 1],
-        num_attention_heads=[1, 1],
-        projection_dim=16,
-        enable_fusion=enable_fusion,
-        mlp_ratio=1.0,
-        aff_block_r=2,
-    )
-
-
-def write_tiny_taxabind(folder: Path, enable_fusion: bool = True, seed: int = 0) -> Path:
-    """``folder/ecosound`` (transformers' own save_pretrained: config.json + model.safetensors)
-    and ``folder/ecogeo`` (the PyTorchModelHubMixin layout: config.json with sigma/dim/...
-    + model.safetensors), randomly initialised, embedding width 16."""
-    from safetensors.torch import save_file
-    from transformers import ClapAudioModelWithProjection
-
-    torch.manual_seed(seed)
-    audio = ClapAudioModelWithProjection(tiny_clap_config(enable_fusion)).eval()
-    audio.save_pretrained(folder / "ecosound")
-    location = TaxaBindLocationEncoder(sigma=(1.0, 16.0, 256.0), encoded_size=8, dim=16)
-    (folder / "ecogeo").mkdir(parents=True)
-    state = {k: v.contiguous() for k, v in location.state_dict().items()}
-    save_file(state, str(folder / "ecogeo" / "model.safetensors"))
-    config = {"dim": 16, "encoded_size": 8, "input_size": 2, "sigma": [1, 16, 256]}
-    (folder / "ecogeo" / "config.json").write_text(json.dumps(config), encoding="utf-8")
-    return folder
 
 
 @pytest.fixture(scope="module")
