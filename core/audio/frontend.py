@@ -46,6 +46,13 @@ Presets (:data:`FRONTENDS`):
 :meth:`MelFrontEnd.images` takes a batch of windows; :meth:`MelFrontEnd.strided_images` takes
 one stretch of signal holding consecutive windows and, where the stride is a whole number of
 hops (the reference preset), computes the shared STFT frames once.
+
+How it is computed (the numbers are those of the pipeline above, to float32 rounding): when
+``n_fft == win_length`` (the paper preset) the frames of all windows are read through one
+strided view and windowed, transformed and reduced to mel bands in blocks that stay in cache,
+keeping only the FFT bins some triangle covers and skipping the zero blocks of the banded mel
+matrix; otherwise ``torch.stft`` is used. The resize of step 5 is two banded matrix products
+whose weights are read off ``F.interpolate`` itself.
 """
 
 from __future__ import annotations
@@ -63,8 +70,17 @@ from geoforensics.core.errors import InputError
 if TYPE_CHECKING:
     import torch
 
+    #: (first output row, stop, first input, stop, weights) blocks of a banded matrix product
+    _Blocks = list[tuple[int, int, int, int, torch.Tensor]]
+
 _MEL_SCALES = ("slaney", "htk")
 _MEL_TRIANGLES = ("hz", "mel")
+#: mel rows per block of the banded mel product (fast path)
+_MEL_GROUP_ROWS = 16
+#: STFT frames per block of the fast path (intermediates of about 2 MB stay in cache)
+_FRAMES_PER_BLOCK = 2048
+#: output rows/columns per block of the banded resize products
+_RESIZE_GROUP = 32
 
 
 @dataclass(frozen=True)
@@ -286,6 +302,23 @@ class MelFrontEnd:
         weights = mel_filterbank(cfg) * (2.0 / float(window.sum()))
         self._window = window.to(torch.float32)
         self._mel = torch.from_numpy(np.ascontiguousarray(weights, dtype=np.float32))
+        # fast path (n_fft == win_length): the mel matrix has its rows in image order and is
+        # cut into row blocks that each touch only the FFT bins their triangles cover
+        self._fast = cfg.n_fft == cfg.win_length
+        rows = weights[::-1] if cfg.high_on_top else weights
+        used = np.flatnonzero(np.any(rows != 0.0, axis=0))
+        self._bins = (int(used[0]), int(used[-1]) + 1) if used.size else (0, 0)
+        fast = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))
+        lo = self._bins[0]
+        self._mel_groups: _Blocks = []
+        for start in range(0, cfg.n_mels, _MEL_GROUP_ROWS):
+            stop = min(start + _MEL_GROUP_ROWS, cfg.n_mels)
+            cols = np.flatnonzero(np.any(rows[start:stop] != 0.0, axis=0))
+            if cols.size:
+                first, last = int(cols[0]), int(cols[-1]) + 1
+                block = fast[start:stop, first:last].contiguous()
+                self._mel_groups.append((start, stop, first - lo, last - lo, block))
+        self._resize_cache: dict[tuple[int, int, str, str], tuple[_Blocks, _Blocks]] = {}
         centres = band_centres_hz(cfg)
         self.band_hz: np.ndarray = centres[::-1].copy() if cfg.high_on_top else centres
         """Centre frequency (Hz) of each row of :meth:`spectrogram`, in row order."""
@@ -306,6 +339,8 @@ class MelFrontEnd:
         import torch.nn.functional as F
 
         cfg = self.config
+        if self._fast and batch.shape[-1] >= cfg.win_length:
+            return self._scaled_fast(batch)
         # torch.stft centres a short window inside n_fft; shifting the signal by the same
         # amount makes frame f cover samples [f * hop, f * hop + win_length) (magnitudes do not
         # depend on where the zero padding sits inside the FFT buffer)
@@ -334,6 +369,50 @@ class MelFrontEnd:
         if cfg.high_on_top:
             scaled = scaled.flip(1)
         return scaled
+
+    def _scaled_fast(self, batch: torch.Tensor) -> torch.Tensor:
+        """:meth:`_scaled` for ``n_fft == win_length``; returns a strided view.
+
+        Same arithmetic as ``torch.stft`` + magnitude + mel, organised for speed: the windows
+        are laid end to end (each padded to a whole number of hops) so that one strided view
+        holds every frame; frames are windowed and transformed in blocks small enough to stay
+        in cache (the few frames straddling two windows are computed and dropped); only the
+        FFT bins that some mel triangle covers go on, and the mel product skips the zeros of
+        the banded matrix. The result is written as (n_mels, windows, frames).
+        """
+        import torch
+
+        cfg = self.config
+        count, size = batch.shape
+        hop, n_fft = cfg.hop_length, cfg.n_fft
+        row_hops = -(-size // hop)
+        frames = 1 + (size - n_fft) // hop
+        # a zero tail of n_fft - hop samples makes exactly count * row_hops frames
+        total = count * row_hops
+        flat = batch.new_zeros(total * hop + max(n_fft - hop, 0))
+        flat[: total * hop].view(count, row_hops * hop)[:, :size] = batch
+        frames_view = flat.unfold(0, n_fft, hop)  # frame f of window w: row w * row_hops + f
+        lo, hi = self._bins
+        mel = torch.empty((cfg.n_mels, total), dtype=batch.dtype)
+        covered = 0
+        for start, stop, *_ in self._mel_groups:  # rows no triangle reaches stay 0
+            mel[covered:start] = 0.0
+            covered = stop
+        mel[covered:] = 0.0
+        for begin in range(0, total if hi > lo else 0, _FRAMES_PER_BLOCK):
+            end = min(begin + _FRAMES_PER_BLOCK, total)
+            spectrum = torch.fft.rfft(frames_view[begin:end] * self._window)
+            parts = torch.view_as_real(spectrum[:, lo:hi])
+            real, imag = parts[..., 0], parts[..., 1]
+            magnitude = torch.mul(real, real).addcmul_(imag, imag).sqrt_()  # (frames, bins)
+            for start, stop, first, last, block in self._mel_groups:
+                torch.mm(block, magnitude[:, first:last].T, out=mel[start:stop, begin:end])
+        span = cfg.db_max - cfg.db_min
+        scaled = mel.clamp_min_(cfg.amin).log_().mul_(20.0 / (span * math.log(10.0)))
+        scaled = scaled.add_(-cfg.db_min / span).clamp_(0.0, 1.0)
+        if cfg.quantize_uint8:
+            scaled = scaled.mul_(255.0).floor_().div_(255.0)
+        return scaled.view(cfg.n_mels, count, row_hops)[:, :, :frames].permute(1, 0, 2)
 
     def spectrogram(self, samples: np.ndarray) -> np.ndarray:
         """(n_mels, frames) float32 in [0, 1] of a mono signal of any length.
@@ -388,7 +467,8 @@ class MelFrontEnd:
                 scaled = frames.unfold(1, per_window, stride // hop)[:, :count]
                 scaled = scaled.permute(1, 0, 2)
             else:
-                scaled = self._scaled(span.unfold(0, size, stride)[:count].contiguous())
+                windows = span.unfold(0, size, stride)[:count]
+                scaled = self._scaled(windows if self._fast else windows.contiguous())
             return self.images_from_scaled(scaled)
 
     def window_image(self, window_samples: np.ndarray) -> torch.Tensor:
@@ -401,19 +481,44 @@ class MelFrontEnd:
         Public so that cached spectrogram slices (training) go through the same resize,
         normalisation and channel code as windows computed from audio.
         """
-        import torch.nn.functional as F
+        import torch
 
         cfg = self.config
-        resized = F.interpolate(
-            scaled[:, None],
-            size=(cfg.image_height, cfg.image_width),
-            mode="bilinear",
-            align_corners=False,
-            antialias=True,
-        )
-        if cfg.mean != 0.0 or cfg.std != 1.0:
-            resized = resized.sub_(cfg.mean).div_(cfg.std)
-        return resized.expand(-1, cfg.channels, -1, -1).contiguous()
+        count, rows, cols = scaled.shape
+        height, width = cfg.image_height, cfg.image_width
+        dtype = scaled.dtype if scaled.is_floating_point() else torch.float32
+        row_blocks, col_blocks = self._resize_blocks(rows, cols, scaled.device, dtype)
+        with torch.no_grad():
+            # (rows * count, cols) with rows outermost: a view for the fast path's layout
+            source = scaled.to(dtype).permute(1, 0, 2).reshape(rows * count, cols)
+            across = source.new_empty((rows * count, width))
+            for start, stop, first, last, block in col_blocks:
+                torch.mm(source[:, first:last], block.T, out=across[:, start:stop])
+            resized = source.new_empty((height, count * width))
+            across = across.view(rows, count * width)
+            for start, stop, first, last, block in row_blocks:
+                torch.mm(block, across[first:last], out=resized[start:stop])
+            if cfg.mean != 0.0 or cfg.std != 1.0:
+                resized = resized.sub_(cfg.mean).div_(cfg.std)
+            images = resized.view(height, count, width).permute(1, 0, 2)[:, None]
+            return images.expand(-1, cfg.channels, -1, -1).contiguous()
+
+    def _resize_blocks(
+        self, rows: int, cols: int, device: torch.device, dtype: torch.dtype
+    ) -> tuple[_Blocks, _Blocks]:
+        """Banded weights of the antialiased bilinear resize of a ``rows x cols`` image."""
+        key = (rows, cols, str(device), str(dtype))
+        if key not in self._resize_cache:
+            cfg = self.config
+            along_rows, along_cols = (
+                [
+                    (start, stop, first, last, block.to(device=device))
+                    for start, stop, first, last, block in _resize_weights(size, out, dtype)
+                ]
+                for size, out in ((rows, cfg.image_height), (cols, cfg.image_width))
+            )
+            self._resize_cache[key] = (along_rows, along_cols)
+        return self._resize_cache[key]
 
     def _stack(self, windows: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         size = self.window_samples
@@ -434,6 +539,29 @@ class MelFrontEnd:
                 )
             batch[i, : signal.size] = signal
         return batch
+
+
+def _resize_weights(size_in: int, size_out: int, dtype: torch.dtype) -> _Blocks:
+    """Row blocks of the (size_out, size_in) matrix of a 1-D antialiased bilinear resize.
+
+    The matrix is read off ``F.interpolate`` itself (resizing the rows of an identity along the
+    width, where the separable 2-D resize applies the same 1-D kernel along each axis), so the
+    weights are exactly torch's for ``dtype``; only the summation order of the products differs.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    identity = torch.eye(size_in, dtype=dtype)[:, None, None, :]
+    weights = F.interpolate(
+        identity, size=(1, size_out), mode="bilinear", align_corners=False, antialias=True
+    )[:, 0, 0, :].T  # (size_out, size_in)
+    blocks: _Blocks = []
+    for start in range(0, size_out, _RESIZE_GROUP):
+        stop = min(start + _RESIZE_GROUP, size_out)
+        used = torch.nonzero(torch.any(weights[start:stop] != 0.0, dim=0)).flatten()
+        first, last = int(used[0]), int(used[-1]) + 1
+        blocks.append((start, stop, first, last, weights[start:stop, first:last].contiguous()))
+    return blocks
 
 
 def _as_signal(samples: np.ndarray) -> np.ndarray:
