@@ -238,7 +238,9 @@ def _prepare(args: argparse.Namespace) -> int:
     model = BirdNETRangeModel()
     if birdnet_mlp(model) is None:
         raise InputError(f"{model.path}: BirdNET's range graph differs from V2.4; nothing to do")
-    BirdNETAudio(num_threads=1)  # writes the two-output audio model into the cache
+    # caches the two-output audio model and, with OpenVINO, its split model (checked once
+    # against TFLite)
+    BirdNETAudio(num_threads=1)
     city_records()
     place_table()
     counts = prepare_range_totals(model, gallery.coords, progress=not args.quiet)

@@ -35,7 +35,8 @@ def _chirps(seconds: float, rate: int = RATE, seed: int = 0) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def model() -> ba.BirdNETAudio:
-    return ba.BirdNETAudio(num_threads=1, batch_size=4)
+    """The TFLite runtime (these tests read its interpreter; OpenVINO has its own tests)."""
+    return ba.BirdNETAudio(num_threads=1, batch_size=4, backend="tflite")
 
 
 @pytest.fixture(scope="module")
@@ -280,7 +281,7 @@ def test_two_output_model_is_patched_once_and_read_from_the_cache(
 
     monkeypatch.setattr(ba, "_two_output_model", must_not_patch)
     assert ba._two_output_file(path) == (first, None, index)
-    again = ba.BirdNETAudio(num_threads=1, batch_size=2)
+    again = ba.BirdNETAudio(num_threads=1, batch_size=2, backend="tflite")
     assert again.embedding_source == "model-output"
     windows = np.stack([w for _, _, w in ba.iter_windows([_chirps(3.0, seed=5)])])
     np.testing.assert_allclose(again.predict(windows)[0], model.predict(windows)[0], atol=1e-6)
@@ -297,7 +298,7 @@ def test_preserved_tensor_fallback_gives_the_same_outputs(
     monkeypatch.setattr(ba, "_two_output_file", broken)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fallback = ba.BirdNETAudio(num_threads=1, batch_size=2)
+        fallback = ba.BirdNETAudio(num_threads=1, batch_size=2, backend="tflite")
     assert any("preserved intermediate tensors" in str(w.message) for w in caught)
     assert fallback.embedding_source == "preserved-tensors"
     windows = np.stack([w for _, _, w in ba.iter_windows([_chirps(6.0, seed=4)])])
