@@ -33,19 +33,31 @@ REAL_AUDIO = Path(__file__).resolve().parents[3] / "shared" / "realaudio"
 
 
 @contextlib.contextmanager
-def inference_backend(name: str) -> Iterator[None]:
-    """Run the block with ``GEOFORENSICS_INFERENCE_BACKEND`` set to ``name``."""
-    from geoforensics.core.models.onnx_backend import BACKEND_ENV  # loads torch
-
-    before = os.environ.get(BACKEND_ENV)
-    os.environ[BACKEND_ENV] = name
+def environment_variable(name: str, value: str) -> Iterator[None]:
+    """Run the block with the environment variable ``name`` set to ``value``, then restore."""
+    before = os.environ.get(name)
+    os.environ[name] = value
     try:
         yield
     finally:
         if before is None:
-            os.environ.pop(BACKEND_ENV, None)
+            os.environ.pop(name, None)
         else:
-            os.environ[BACKEND_ENV] = before
+            os.environ[name] = before
+
+
+def inference_backend(name: str) -> contextlib.AbstractContextManager[None]:
+    """Run a block with ``GEOFORENSICS_INFERENCE_BACKEND`` set to ``name``."""
+    from geoforensics.core.models.onnx_backend import BACKEND_ENV  # loads torch
+
+    return environment_variable(BACKEND_ENV, name)
+
+
+def inference_precision(name: str) -> contextlib.AbstractContextManager[None]:
+    """Run a block with ``GEOFORENSICS_INFERENCE_PRECISION`` set to ``name``."""
+    from geoforensics.core.models.onnx_backend import PRECISION_ENV  # loads torch
+
+    return environment_variable(PRECISION_ENV, name)
 
 
 def write_test_audio(
