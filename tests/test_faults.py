@@ -293,10 +293,10 @@ _KILLED_FOLDER_CHECK = """
     import sys
     from pathlib import Path
     from geoforensics.core.forensics import CheckOptions, check_folder
-    from geoforensics.core.forensics import folder as folder_module
+    from geoforensics.core.forensics import pipeline as pipeline_module
 
     folder, out, marker = sys.argv[1:4]
-    real = folder_module.run_check
+    real = pipeline_module.run_check  # the folder runner imports it when it checks a clip
 
     def run_check(clip, *args, **kwargs):
         if Path(clip).name == "second.mp4":
@@ -305,7 +305,7 @@ _KILLED_FOLDER_CHECK = """
             time.sleep(600)
         return real(clip, *args, **kwargs)
 
-    folder_module.run_check = run_check
+    pipeline_module.run_check = run_check
     check_folder(folder, CheckOptions(gallery="grid-10deg", species=False), out)
 """
 

@@ -25,11 +25,10 @@ from geoforensics.core.lazy_exports import lazy_exports
 if TYPE_CHECKING:
     from geoforensics.core.forensics.check_models import (
         CheckModels,
-        CheckOptions,
-        default_model_dir,
         load_check_models,
         shared_check_models,
     )
+    from geoforensics.core.forensics.check_options import CheckOptions, default_model_dir
     from geoforensics.core.forensics.discrepancy import (
         MODALITY_ORDER,
         RADII_KM,
@@ -68,9 +67,9 @@ _EXPORTS = {
     "check_folder": "folder",
     "find_media": "folder",
     "CheckModels": "check_models",
-    "CheckOptions": "check_models",
+    "CheckOptions": "check_options",
     "check_fingerprint": "pipeline",
-    "default_model_dir": "check_models",
+    "default_model_dir": "check_options",
     "load_check_models": "check_models",
     "run_check": "pipeline",
     "shared_check_models": "check_models",

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from geoforensics.core.errors import InputError
-from geoforensics.core.forensics.check_models import CheckOptions
+from geoforensics.core.forensics.check_options import CheckOptions
 
 
 @dataclass(frozen=True)

@@ -158,15 +158,31 @@ def mass_within(
     total = float(values.sum())
     if total <= 0:
         raise InputError("mass within radius: the probabilities sum to zero")
-    target = np.asarray(point, dtype=np.float64).reshape(1, 2)
-    check_coords(target, "mass-within-radius point")
-    distances = haversine_np(points, target)
+    distances = distances_from(points, point)
     out = {}
     for radius in radii_km:
         if not (math.isfinite(radius) and radius >= 0):
             raise InputError(f"mass within radius: radius {radius} km must be a number >= 0")
         out[float(radius)] = min(1.0, float(values[distances <= radius].sum()) / total)
     return out
+
+
+def distances_from(coords: ArrayLike, point: ArrayLike) -> np.ndarray:
+    """(G,) great-circle km from ``point`` to each gallery point (``coords`` (G, 2))."""
+    target = np.asarray(point, dtype=np.float64).reshape(1, 2)
+    check_coords(target, "mass-within-radius point")
+    return np.asarray(haversine_np(np.asarray(coords, dtype=np.float64), target))
+
+
+def mass_in(probs: np.ndarray, inside: np.ndarray) -> float:
+    """Share of ``probs`` (G,) on the gallery points where ``inside`` (G,) is True: what
+    :func:`mass_within` gives when ``inside`` is ``distances_from(...) <= radius``, for many
+    distributions against one point (a clip's timeline)."""
+    values = np.asarray(probs, dtype=np.float64)
+    total = float(values.sum())
+    if not (math.isfinite(total) and total > 0):
+        raise InputError("mass within radius: the probabilities sum to zero")
+    return min(1.0, float(values[inside].sum()) / total)
 
 
 def baseline_within(

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from geoforensics.core.errors import GeoforensicsError, InputError
 from geoforensics.core.fileio import atomic_write, sha256_file
@@ -49,7 +49,7 @@ from geoforensics.core.forensics.batch_tables import (
     write_parquet,
     write_raven,
 )
-from geoforensics.core.forensics.check_models import CheckModels, CheckOptions, shared_check_models
+from geoforensics.core.forensics.check_options import CheckOptions
 from geoforensics.core.forensics.claims import read_claims
 from geoforensics.core.forensics.gis_export import (
     BATCH_KML,
@@ -60,10 +60,11 @@ from geoforensics.core.forensics.gis_export import (
     write_geojson,
     write_kml,
 )
-from geoforensics.core.forensics.pipeline import check_fingerprint, run_check
 from geoforensics.core.forensics.ray_runner import run_on_ray
 from geoforensics.core.forensics.report import REPORT_JSON, write_report
-from geoforensics.core.models.geolocator import model_files
+
+if TYPE_CHECKING:
+    from geoforensics.core.forensics.check_models import CheckModels
 
 #: File suffixes ``check FOLDER`` treats as media (video and audio containers).
 MEDIA_SUFFIXES: frozenset[str] = frozenset(
@@ -221,6 +222,11 @@ def check_clip_task(
     Models are the process's shared ones (:func:`~.check_models.shared_check_models`: a worker
     loads them once) unless ``models`` is given. Raises :class:`_ModelsFailed` when they
     cannot load."""
+    # the check itself loads torch and the models: imported here, in the process that runs
+    # clips, so that the parent of ``--workers N`` stays small (it only hands out clips)
+    from geoforensics.core.forensics.check_models import shared_check_models
+    from geoforensics.core.forensics.pipeline import check_fingerprint, run_check
+
     started = time.perf_counter()
     clip, target, options = task.clip, task.target, task.options
 
@@ -412,6 +418,8 @@ def check_folder(
         raise InputError(f"{root}: no media files ({', '.join(sorted(MEDIA_SUFFIXES))})")
     model_sha = ""  # no AG-CLIP model: species, frames, text, GPS and claim only
     if options.model_dir is not None:
+        from geoforensics.core.models.geolocator import model_files  # loads torch
+
         weights, _ = model_files(options.resolved_model_dir())
         if not weights.is_file():
             raise InputError(f"{weights}: AG-CLIP model not found")

@@ -64,14 +64,19 @@ class RegionMass:
         self._matrix = csr_matrix((data, (pairs[:, 0], pairs[:, 1])), shape=(len(xyz), len(xyz)))
 
     def __call__(self, probs: ArrayLike) -> np.ndarray:
+        """(G,) -> (G,), or (G, S) -> (G, S) for S distributions at once (several times
+        faster per distribution than one call each)."""
         values = np.asarray(probs, dtype=np.float64)
-        if values.shape != (len(self.coords),):
+        if values.ndim not in (1, 2) or values.shape[0] != len(self.coords):
             raise InputError(
                 f"region mass: {values.shape} probabilities for {len(self.coords)} points"
             )
         if self.radius_km == 0:
             return values.copy()
         if self._matrix is None:
+            if values.ndim == 2:
+                columns = [self(values[:, j]) for j in range(values.shape[1])]
+                return np.stack(columns, axis=1) if columns else values.copy()
             return region_probability(values, self.coords, self.radius_km)
         upper = self._matrix
         return np.asarray(upper @ values + upper.T @ values, dtype=np.float64) + values

@@ -18,10 +18,11 @@ from geoforensics.core.forensics.check_models import (
     Progress,
 )
 from geoforensics.core.forensics.check_steps import (
+    SEGMENT_BATCH,
     audio_place_options,
     check_audio_places,
     distribution_result,
-    segment_top,
+    segment_tops,
     tell_progress,
 )
 from geoforensics.core.forensics.places import (
@@ -171,7 +172,15 @@ def species_segments(
     terms = run.terms
     prior = species_log_prior(models)
     model = "draw" if run.location is None else str(run.location.model)
-    segments = []
+    segments: list[Segment] = []
+    pending: list[tuple[Segment, np.ndarray]] = []  # region masses go SEGMENT_BATCH at a time
+
+    def flush() -> None:
+        probs = np.stack([p for _, p in pending])
+        for (segment, _), top in zip(pending, segment_tops(models, probs), strict=True):
+            segment.point, segment.probability = top
+        pending.clear()
+
     for i, value in enumerate(np.unique(slot)):
         rows = np.flatnonzero(slot == value)
         heard = heard_species(windows.probs[rows], windows.labels)
@@ -192,9 +201,13 @@ def species_segments(
         else:
             w = np.array([weights.get(n, 0.0) for n in terms.names])
             probs = score_map(terms.likelihood_for(w, model) + prior)
-            segment.probs = probs
-            segment.point, segment.probability = segment_top(models, probs)
+            segment.probs = probs.astype(np.float32)  # kept for the 750 km masses
+            pending.append((segment, probs))
+            if len(pending) == SEGMENT_BATCH:
+                flush()
         segments.append(segment)
+    if pending:
+        flush()
     return segments
 
 

@@ -157,6 +157,8 @@ def distinct_top_k(
         return top_k(values, k)
     if k < 1:
         raise InputError(f"top-k: k must be >= 1, got {k}")
+    if k == 1:  # the best point is always chosen first (a timeline segment asks for one)
+        return top_k(values, 1)
     order = top_k(values, values.size)
     xyz = unit_vectors(points)
     reach = chord_of_km(min_separation_km)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -322,6 +323,41 @@ def audio_places(
     )
 
 
+def agclip_segment_probs(
+    model: AudioGeolocator,
+    windows: WindowOutputs,
+    groups: Sequence[ArrayLike],
+    gallery: Gallery,
+    index: RetrievalIndex,
+    options: AudioPlaceOptions | None = None,
+) -> np.ndarray:
+    """(S, G) AG-CLIP place distributions of ``groups`` of windows (the row indices of each
+    timeline segment): for each, the ``probs`` :func:`audio_places` gives for those windows
+    with ``method="agclip"``, computed for all groups in one pass (the gallery scores of all
+    the pooled embeddings at once)."""
+
+    options = options or AudioPlaceOptions()
+    options.validate()
+    if options.method != "agclip":
+        raise InputError(f"segment distributions are AG-CLIP's, not {options.method!r}")
+    if model.kind != "agclip":
+        raise InputError(f"a {model.kind} model; locating audio over a gallery needs AG-CLIP")
+    _check_gallery(gallery, index)
+    if len(groups) == 0:
+        return np.zeros((0, len(index)), dtype=np.float64)
+    embeddings = np.stack(
+        [
+            pooled_embedding(segment_windows(windows, rows), model.kind, options.pooling)
+            for rows in groups
+        ]
+    )
+    temperature = agclip_temperature() if options.temperature is None else options.temperature
+    log_probs = place_log_probs(
+        gallery_cosine(index, embeddings), gallery_log_prior(gallery), temperature
+    )
+    return np.exp(log_probs)
+
+
 def segment_windows(windows: WindowOutputs, rows: ArrayLike) -> WindowOutputs:
     """The window outputs of the windows ``rows`` (a timeline segment of a recording)."""
 
@@ -423,6 +459,7 @@ __all__ = [
     "DEFAULT_PLACE_RADIUS_KM",
     "AudioPlaceOptions",
     "AudioPlaces",
+    "agclip_segment_probs",
     "audio_places",
     "birdnet_species_loglik",
     "gallery_cosine",

@@ -25,6 +25,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -320,6 +321,13 @@ DEFAULT_HEARD_MODE = "weighted"
 DEFAULT_HEARD_MIN_PROB = 0.1
 
 
+@lru_cache(maxsize=8)
+def _sound_class_columns(names: tuple[str, ...]) -> np.ndarray:
+    """Columns of the labels that are sound classes (a check's timeline asks once per
+    segment, with the same 6,522 BirdNET labels)."""
+    return np.array([i for i, name in enumerate(names) if is_sound_class(name)], dtype=np.int64)
+
+
 def heard_species(
     probs: np.ndarray,
     labels: Sequence[tuple[str, str]],
@@ -338,9 +346,8 @@ def heard_species(
     if values.ndim != 2 or values.shape[0] == 0:
         return HeardSpecies([], np.zeros(0), 0.0, mode, threshold)
     if species_only:
-        drop = [i for i, (scientific, _) in enumerate(labels) if is_sound_class(scientific)]
         values = values.copy()
-        values[:, drop] = 0.0
+        values[:, _sound_class_columns(tuple(name for name, _ in labels))] = 0.0
     picked = weights_from_probs(values, mode, threshold)
     names = [labels[i][0] for i in picked.indices]
     return HeardSpecies(names, picked.weights, float(values.max()), mode, threshold)

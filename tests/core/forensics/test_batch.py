@@ -295,3 +295,41 @@ def test_the_app_batch_page_shows_table_map_and_a_clip(
     assert "report.html" in {b.proto.label for b in at.download_button}
     at.text_input(key="batch_folder").set_value(str(one_process / "nowhere")).run()
     assert any("no summary.parquet" in str(e.value) for e in at.error)
+
+
+def test_the_batch_parent_process_loads_no_model_library() -> None:
+    """``check FOLDER --workers N``'s parent only hands out clips: importing the command and
+    the folder runner, and building the options, must not load torch or OpenVINO (each
+    worker loads them; the parent stayed at ~130 MB instead of ~600 MB)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import geoforensics.core.commands.check, geoforensics.core.forensics.folder\n"
+        "from geoforensics.core.forensics.check_options import CheckOptions\n"
+        "CheckOptions(claimed='Seattle').validate()\n"
+        "print(sorted(m for m in ('torch', 'openvino', 'ai_edge_litert') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_birdnet_in_a_check_uses_this_process_share_of_the_cores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A single check gives BirdNET every core; a batch worker (OMP_NUM_THREADS set by the
+    pool or by Ray) its share; a malformed value falls back to every core."""
+    import os
+
+    from geoforensics.core.forensics.check_models import cpu_share
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert cpu_share() == (os.cpu_count() or 1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert cpu_share() == 1
+    for bad in ("0", "two", ""):
+        monkeypatch.setenv("OMP_NUM_THREADS", bad)
+        assert cpu_share() == (os.cpu_count() or 1)

@@ -183,6 +183,14 @@ def test_region_ranking_matches_reference_and_is_distinct() -> None:
     probs = 0.6 * _peaked(coords, DETROIT, 300.0) + 0.4 * _peaked(coords, PARIS, 300.0)
     region = RegionMass(coords, 500.0)
     assert np.allclose(region(probs), region_probability(probs, coords, 500.0), atol=1e-6)
+    # many distributions at once (a check's timeline) equal one call each
+    stack = np.stack([probs, _peaked(coords, PARIS, 300.0), np.full(len(coords), 1 / len(coords))])
+    many = region(stack.T)
+    assert many.shape == (len(coords), 3)
+    for j in range(3):
+        np.testing.assert_allclose(many[:, j], region(stack[j]), rtol=1e-12, atol=1e-15)
+    with pytest.raises(InputError, match="region mass"):
+        region(stack)  # (3, G): the gallery must be the first axis
     ranked = rank_places(probs, region, 2)
     top = coords[ranked.indices]
     assert great_circle_km(top[0], DETROIT) < 250 and great_circle_km(top[1], PARIS) < 250

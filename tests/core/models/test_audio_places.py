@@ -180,3 +180,36 @@ def test_fused_with_a_given_species_term(agclip_dir: Path, chirp: Path) -> None:
     assert fused.fusion_weight == 2.0 and "species_probability" in fused.top[0]
     with pytest.raises(InputError, match="species log-likelihood"):
         audio_places(load_model(agclip_dir), windows, grid, index, options)
+
+
+def test_segment_distributions_equal_audio_places_of_each_segment(
+    agclip_dir: Path, chirp: Path
+) -> None:
+    """A check's timeline scores all its segments in one pass; each row must be what
+    ``audio_places`` gives for that segment's windows alone."""
+    from geoforensics.core.models import load_model
+    from geoforensics.core.models.audio_places import (
+        AudioPlaceOptions,
+        agclip_segment_probs,
+        audio_places,
+        segment_windows,
+    )
+    from geoforensics.core.models.inference import window_outputs
+    from geoforensics.core.models.model_space import retrieval_index_for_model
+
+    model = load_model(agclip_dir)
+    gallery = resolve_gallery(GALLERY)
+    index = retrieval_index_for_model(agclip_dir, gallery)
+    windows = window_outputs(model, chirp)
+    groups = [np.arange(0, 2), np.arange(2, len(windows)), np.array([1])]
+    options = AudioPlaceOptions(top_k=1, radius_km=RADIUS_KM)
+    probs = agclip_segment_probs(model, windows, groups, gallery, index, options)
+    assert probs.shape == (3, len(gallery.coords))
+    for rows, row in zip(groups, probs, strict=True):
+        alone = audio_places(model, segment_windows(windows, rows), gallery, index, options)
+        # float32 gallery scores, batched vs one query: ~1e-7 apart, times the temperature
+        np.testing.assert_allclose(row, alone.probs, rtol=1e-5, atol=1e-12)
+    assert not np.allclose(probs[0], probs[1])  # the segments differ
+    with pytest.raises(InputError, match="AG-CLIP's"):
+        fused = AudioPlaceOptions(method="fused", top_k=1)
+        agclip_segment_probs(model, windows, groups, gallery, index, fused)
