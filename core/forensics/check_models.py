@@ -34,21 +34,10 @@ from geoforensics.core.geo.gallery import (
     gallery_prior_name,
     resolve_gallery,
 )
-from geoforensics.core.geoclip.embeddings import geoclip_gallery_index
-from geoforensics.core.models import load_model
-from geoforensics.core.models.geolocator import model_files
-from geoforensics.core.models.model_space import (
-    model_location_encoder_name,
-    retrieval_index_for_model,
-)
-from geoforensics.core.models.provenance import model_training_data
 from geoforensics.core.species.birdnet_audio import BirdNETAudio
 from geoforensics.core.species.birdnet_files import INSTALL_HINT, birdnet_available
 from geoforensics.core.species.fusion import agclip_temperature, fusion_weight_for_model
 from geoforensics.core.species.ranges import BirdNETRangeModel
-from geoforensics.core.vision import (
-    load_geo_image_text_encoder,
-)
 from geoforensics.core.vision.weights import find_clip_weights
 
 if TYPE_CHECKING:
@@ -110,6 +99,7 @@ class CheckModels:
             self._clip_tried = True
             try:
                 find_clip_weights(self.clip_weights)  # torch-free: no weights, no torch import
+                from geoforensics.core.vision import load_geo_image_text_encoder  # torch
 
                 self._clip = load_geo_image_text_encoder(self.clip_weights)
             except WeightsNotFoundError as exc:
@@ -123,6 +113,8 @@ class CheckModels:
             if self.location_encoder == "geoclip" and self.audio_index is not None:
                 self._geoclip_index = self.audio_index
             else:
+                from geoforensics.core.geoclip.embeddings import geoclip_gallery_index  # torch
+
                 self._geoclip_index = geoclip_gallery_index(self.coords)
         return self._geoclip_index
 
@@ -186,6 +178,15 @@ def load_check_models(options: CheckOptions | None = None) -> CheckModels:
 
 def _load_agclip_models(options: CheckOptions) -> CheckModels:
     """:func:`load_check_models` with a model folder."""
+    # these load torch: imported only when a check runs a model, so that a check without
+    # --model (species, GPS, claim) and a batch worker for one stay torch-free
+    from geoforensics.core.models import load_model
+    from geoforensics.core.models.geolocator import model_files
+    from geoforensics.core.models.model_space import (
+        model_location_encoder_name,
+        retrieval_index_for_model,
+    )
+    from geoforensics.core.models.provenance import model_training_data
 
     model_dir = options.resolved_model_dir()
     weights, _config = model_files(model_dir)

@@ -33,15 +33,6 @@ from geoforensics.core.forensics.results import ModalityResult, Segment
 from geoforensics.core.geo.gazetteer import resolve_place
 from geoforensics.core.geo.ranking import softmax
 from geoforensics.core.media import extract_keyframes
-from geoforensics.core.models.audio_places import (
-    AudioPlaceOptions,
-    agclip_segment_probs,
-    audio_places,
-)
-from geoforensics.core.models.inference import window_outputs
-from geoforensics.core.vision import (
-    geolocate_embeddings,
-)
 
 if TYPE_CHECKING:
     from geoforensics.core.media import MediaInfo
@@ -69,6 +60,8 @@ def audio_place_options(
     AG-CLIP modalities: its top-k, the region radius, the model's temperature and fusion
     weight (``changes`` override, e.g. ``method="fused"``)."""
 
+    from geoforensics.core.models.audio_places import AudioPlaceOptions  # loads torch
+
     settings: dict[str, Any] = {
         "method": "agclip",
         "top_k": options.top_k,
@@ -88,6 +81,8 @@ def check_audio_places(
 ) -> AudioPlaces:
     """:func:`~geoforensics.core.models.audio_places.audio_places` with the check's model,
     gallery and index: the one path from audio to places."""
+
+    from geoforensics.core.models.audio_places import audio_places  # loads torch
 
     if models.model is None or models.audio_index is None or models.gallery is None:
         raise InputError("no AG-CLIP model loaded")
@@ -171,6 +166,8 @@ def audio_step(
         return ModalityResult("audio", False, NO_MODEL_REASON), [], None
     if not media.has_audio:
         return ModalityResult("audio", False, f"{clip.name}: no audio track"), [], None
+    from geoforensics.core.models.audio_places import agclip_segment_probs
+    from geoforensics.core.models.inference import window_outputs
 
     tell_progress(progress, 0.12, "audio: AG-CLIP over every 3 s window")
     windows = window_outputs(models.model, clip)
@@ -268,6 +265,8 @@ def frames_step(
 
     tell_progress(progress, 0.6, f"frames: CLIP + GeoCLIP on {len(keyframes)} keyframes")
     embeddings = encoder.embed_images([k.image for k in keyframes])
+    from geoforensics.core.vision.geolocate import geolocate_embeddings  # torch
+
     log_probs = geolocate_embeddings(embeddings, models.geoclip_index())
     per_frame = softmax(np.asarray(log_probs, dtype=np.float64) + models.log_prior)
     tops = segment_tops(models, per_frame)
@@ -302,6 +301,8 @@ def text_step(
 
     tell_progress(progress, 0.75, "text: CLIP text encoder + GeoCLIP")
     embedding = encoder.embed_texts([hint])
+    from geoforensics.core.vision.geolocate import geolocate_embeddings  # torch
+
     log_probs = geolocate_embeddings(embedding, models.geoclip_index())
     probs = softmax(np.asarray(log_probs, dtype=np.float64) + models.log_prior)[0]
     return distribution_result("text", probs, models, options.top_k, source, details)

@@ -48,7 +48,7 @@ import json
 import platform
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -90,13 +90,7 @@ from geoforensics.core.geo.calibration import CALIBRATION_FILE
 from geoforensics.core.media import probe_media
 from geoforensics.core.species.birdnet_files import birdnet_available
 from geoforensics.core.species.checklists import YEAR_ROUND, date_to_week
-from geoforensics.core.vision import (
-    clip_weights_status,
-)
-
-if TYPE_CHECKING:
-    pass
-
+from geoforensics.core.vision.weights import clip_weights_status
 
 #: Packages whose versions every report records.
 VERSION_PACKAGES: tuple[str, ...] = (

@@ -22,7 +22,8 @@ import numpy as np
 
 from geoforensics.core import cli
 from geoforensics.core.audio import load_audio
-from geoforensics.core.forensics import CheckOptions, run_check, write_report
+from geoforensics.core.forensics.check_options import CheckOptions
+from geoforensics.core.forensics.report import write_report
 from geoforensics.core.media import make_test_video
 from geoforensics.core.paths import assets_dir
 from geoforensics.eval.perf.children import register_child, run_child
@@ -87,6 +88,10 @@ def _child_check(params: dict[str, Any]) -> dict[str, Any]:
     out = Path(params["out"])
     status = cli.main([*check_argv(clip, claim), "--out", str(out / "run0"), "--quiet"])
     first_done = time.time()
+    # loaded by the check above; imported here so that importing this package (every perf
+    # child does) loads no model library: section j's batch parent must stay small
+    from geoforensics.core.forensics.pipeline import run_check
+
     options = check_options(claim)
     analysis, writing = [], []
     for i in range(int(params.get("warm", 0))):

@@ -262,3 +262,20 @@ def test_perf_quick_batch_section(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert 100 < section["figures"][1]["ours"] < 4000  # MB per worker process
     assert "(4 checked, 0 failed)" in section["notes"][0]
     assert "summary.csv are identical" in section["notes"][0]
+
+
+def test_importing_perf_loads_no_model_library() -> None:
+    """Every measurement subprocess imports the perf package: it must not load torch,
+    OpenVINO or TFLite by itself (section j reports the batch parent's memory, section i a
+    check's start-up)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, geoforensics.eval.perf\n"
+        "print(sorted(m for m in ('torch', 'openvino', 'ai_edge_litert') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -310,11 +310,16 @@ def test_the_batch_parent_process_loads_no_model_library() -> None:
         "from geoforensics.core.forensics.check_options import CheckOptions\n"
         "CheckOptions(claimed='Seattle').validate()\n"
         "print(sorted(m for m in ('torch', 'openvino', 'ai_edge_litert') if m in sys.modules))\n"
+        # a check without --model (species, GPS, claim) does not need torch either
+        "import geoforensics.core.forensics.pipeline\n"
+        "from geoforensics.core.forensics.check_models import load_check_models\n"
+        "load_check_models(CheckOptions(gallery='grid-10deg', species=False))\n"
+        "print('torch' in sys.modules)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
-    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+    assert done.stdout.split() == ["[]", "False"], done.stdout + done.stderr
 
 
 def test_birdnet_in_a_check_uses_this_process_share_of_the_cores(
