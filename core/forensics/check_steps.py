@@ -201,10 +201,9 @@ def audio_step(
     segment_options = audio_place_options(models, options, top_k=1, place_names=False)
     groups = [np.flatnonzero(slot == value) for value in np.unique(slot)]
     segments: list[Segment] = []
+    assert models.gallery is not None and models.audio_index is not None
     for begin in range(0, len(groups), SEGMENT_BATCH):
         chunk = groups[begin : begin + SEGMENT_BATCH]
-        assert models.model is not None and models.gallery is not None
-        assert models.audio_index is not None
         probs = agclip_segment_probs(
             models.model, windows, chunk, models.gallery, models.audio_index, segment_options
         )

@@ -155,15 +155,12 @@ def mass_within(
     radius of ``point`` (great circle, boundary included). ``probs`` need not sum to 1: the
     result is divided by their total, so it is a fraction in [0, 1]."""
     values, points = _checked_probs(probs, coords)
-    total = float(values.sum())
-    if total <= 0:
-        raise InputError("mass within radius: the probabilities sum to zero")
     distances = distances_from(points, point)
     out = {}
     for radius in radii_km:
         if not (math.isfinite(radius) and radius >= 0):
             raise InputError(f"mass within radius: radius {radius} km must be a number >= 0")
-        out[float(radius)] = min(1.0, float(values[distances <= radius].sum()) / total)
+        out[float(radius)] = mass_in(values, distances <= radius)
     return out
 
 

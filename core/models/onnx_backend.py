@@ -262,10 +262,9 @@ def onnx_applicable(model: AudioGeolocator, backend: str | None = None) -> bool:
     return onnxruntime_available() or (choice == "auto" and openvino_available())
 
 
-def _graph_runner(target: Path, choice: str) -> GraphRunner:
-    """OpenVINO when asked for, or under ``auto`` when installed (faster on every CPU
-    measured); ONNX Runtime otherwise, or when OpenVINO fails under ``auto``."""
-    precision = inference_precision()
+def _graph_runner(target: Path, choice: str, precision: str) -> GraphRunner:
+    """OpenVINO (in ``precision``) when asked for, or under ``auto`` when installed (faster
+    on every CPU measured); ONNX Runtime otherwise, or when OpenVINO fails under ``auto``."""
     if choice == "openvino":
         return OpenVinoRunner(target, precision=precision)
     if choice == "auto" and openvino_available():
@@ -288,7 +287,8 @@ def onnx_runner(model: AudioGeolocator, backend: str | None = None) -> GraphRunn
     if not onnx_applicable(model, choice):
         return None
 
-    fingerprint = (_fingerprint(model), choice, inference_precision())
+    precision = inference_precision()
+    fingerprint = (_fingerprint(model), choice, precision)
     with _RUNNERS_LOCK:
         held = _RUNNERS.get(model)
         if held is not None and held[0] == fingerprint:
@@ -298,7 +298,7 @@ def onnx_runner(model: AudioGeolocator, backend: str | None = None) -> GraphRunn
             target = cache_dir("onnx") / f"{weights_sha256(model)[:40]}.onnx"
             if not target.is_file():
                 _export(model, target)
-            runner = _graph_runner(target, choice)
+            runner = _graph_runner(target, choice, precision)
         except Exception as error:  # an export or runtime problem must not stop inference
             if choice in ("onnx", "openvino"):
                 raise

@@ -71,6 +71,7 @@ from geoforensics.core.paths import cache_dir
 from geoforensics.core.species.birdnet_files import (
     BIRDNET_SAMPLE_RATE,
     BIRDNET_WINDOW_S,
+    BIRDNET_WINDOW_SAMPLES,
     INSTALL_HINT,
     birdnet_file,
     birdnet_labels,
@@ -85,7 +86,7 @@ if TYPE_CHECKING:
     from geoforensics.core.species.detections import Detection
 
 #: Samples in one BirdNET window (3 s at 48 kHz).
-WINDOW_SAMPLES = round(BIRDNET_WINDOW_S * BIRDNET_SAMPLE_RATE)
+WINDOW_SAMPLES = BIRDNET_WINDOW_SAMPLES
 #: Size of BirdNET's embedding (the classifier layer's input).
 EMBEDDING_DIM = 1024
 #: Name of the embedding tensor in BirdNET V2.4 (documentation; it is found from the graph).

@@ -31,6 +31,8 @@ _FILES = {
 #: Sample rate and window length of BirdNET's audio model.
 BIRDNET_SAMPLE_RATE = 48_000
 BIRDNET_WINDOW_S = 3.0
+#: Samples in one window: the audio model's input is float32 ``[N, 144000]``.
+BIRDNET_WINDOW_SAMPLES = round(BIRDNET_WINDOW_S * BIRDNET_SAMPLE_RATE)
 
 
 def birdnet_root() -> Path:

@@ -49,6 +49,7 @@ import numpy as np
 
 from geoforensics.core.fileio import atomic_write
 from geoforensics.core.paths import cache_dir
+from geoforensics.core.species.birdnet_files import BIRDNET_SAMPLE_RATE, BIRDNET_WINDOW_SAMPLES
 
 #: The two tensors where the model is cut (each spectrogram layer's real-valued STFT).
 CUT_TENSORS = ("model/MEL_SPEC1/Cast", "model/MEL_SPEC2/Cast")
@@ -264,9 +265,10 @@ def _check_against_tflite(runner: OpenVinoBirdNET, reference: Any) -> float:
     """Largest logit difference between ``runner`` and a TFLite runner ``reference`` on two
     seeded windows (noise and a chirp)."""
     rng = np.random.default_rng(0)
-    t = np.arange(144_000, dtype=np.float64) / 48_000
+    t = np.arange(BIRDNET_WINDOW_SAMPLES, dtype=np.float64) / BIRDNET_SAMPLE_RATE
     chirp = 0.3 * np.sin(2 * np.pi * (2_000 + 1_500 * t) * t)
-    windows = np.stack([0.1 * rng.standard_normal(144_000), chirp]).astype(np.float32)
+    noise = 0.1 * rng.standard_normal(BIRDNET_WINDOW_SAMPLES)
+    windows = np.stack([noise, chirp]).astype(np.float32)
     logits, _ = runner.run(windows)
     expected, _ = reference(windows)
     return float(np.max(np.abs(logits - expected)))
@@ -284,20 +286,15 @@ class OpenVinoBirdNET:
         core = ov.Core()
         model = core.read_model(str(back_file))
         shapes = {}
+        self._order: list[int] = []  # the front's branch that feeds each input
         for port in model.inputs:
             bins = int(port.get_partial_shape()[2].get_length())
-            branch = next(b for b in front.branches if b.frame_length // 2 + 1 == bins)
-            frames = 1 + (144_000 - branch.frame_length) // branch.frame_step
+            index = next(i for i, b in enumerate(front.branches) if b.frame_length // 2 + 1 == bins)
+            branch = front.branches[index]
+            frames = 1 + (BIRDNET_WINDOW_SAMPLES - branch.frame_length) // branch.frame_step
             shapes[port] = [-1, frames, bins]
+            self._order.append(index)
         model.reshape(shapes)
-        self._order = [
-            next(
-                i
-                for i, b in enumerate(front.branches)
-                if b.frame_length // 2 + 1 == int(port.get_partial_shape()[2].get_length())
-            )
-            for port in model.inputs
-        ]
         config = {
             "INFERENCE_NUM_THREADS": max(1, int(num_threads)),
             "PERFORMANCE_HINT": "LATENCY",
