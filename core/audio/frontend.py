@@ -521,24 +521,7 @@ class MelFrontEnd:
         return self._resize_cache[key]
 
     def _stack(self, windows: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
-        size = self.window_samples
-        if isinstance(windows, np.ndarray):
-            if windows.ndim != 2:
-                raise InputError(f"windows must be a 2-D array (B, samples), got {windows.shape}")
-            rows: Sequence[np.ndarray] | np.ndarray = windows
-        else:
-            rows = list(windows)
-        if len(rows) == 0:
-            raise InputError("no windows given")
-        batch = np.zeros((len(rows), size), dtype=np.float32)
-        for i, row in enumerate(rows):
-            signal = _as_signal(row)
-            if signal.size > size:
-                raise InputError(
-                    f"window {i} has {signal.size} samples; this front-end takes at most {size}"
-                )
-            batch[i, : signal.size] = signal
-        return batch
+        return stack_windows(windows, self.window_samples)
 
 
 def _resize_weights(size_in: int, size_out: int, dtype: torch.dtype) -> _Blocks:
@@ -562,6 +545,29 @@ def _resize_weights(size_in: int, size_out: int, dtype: torch.dtype) -> _Blocks:
         first, last = int(used[0]), int(used[-1]) + 1
         blocks.append((start, stop, first, last, weights[start:stop, first:last].contiguous()))
     return blocks
+
+
+def stack_windows(windows: Sequence[np.ndarray] | np.ndarray, size: int) -> np.ndarray:
+    """(B, size) float32 batch of windows of at most ``size`` mono samples, each zero-padded
+    at the end (the padding rule of :func:`~geoforensics.core.audio.windows.window_starts`);
+    shared by the torch and the numpy front-ends so that both take and refuse the same input."""
+    if isinstance(windows, np.ndarray):
+        if windows.ndim != 2:
+            raise InputError(f"windows must be a 2-D array (B, samples), got {windows.shape}")
+        rows: Sequence[np.ndarray] | np.ndarray = windows
+    else:
+        rows = list(windows)
+    if len(rows) == 0:
+        raise InputError("no windows given")
+    batch = np.zeros((len(rows), size), dtype=np.float32)
+    for i, row in enumerate(rows):
+        signal = _as_signal(row)
+        if signal.size > size:
+            raise InputError(
+                f"window {i} has {signal.size} samples; this front-end takes at most {size}"
+            )
+        batch[i, : signal.size] = signal
+    return batch
 
 
 def _as_signal(samples: np.ndarray) -> np.ndarray:
