@@ -37,10 +37,12 @@ differences between two float32 FFTs where the spectrum is near zero.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,14 +97,42 @@ class SpectrogramBranch:
     frame_step: int
     window: np.ndarray
 
+    def frames_of(self, samples: int) -> int:
+        """Frames of a signal of ``samples`` samples (no padding)."""
+        return 1 + (samples - self.frame_length) // self.frame_step
+
     def real_stft(self, signal: np.ndarray, workers: int) -> np.ndarray:
         """(B, samples) scaled signal -> (B, frames, frame_length // 2 + 1) float32."""
+        out = np.empty(
+            (len(signal), self.frames_of(signal.shape[1]), self.frame_length // 2 + 1),
+            dtype=np.float32,
+        )
+        for row in range(len(signal)):
+            self.real_stft_into(signal[row], out[row])
+        return out
+
+    def real_stft_into(self, signal: np.ndarray, out: np.ndarray) -> None:
+        """The real STFT of one (samples,) signal into ``out`` (frames, bins), in blocks of
+        :data:`_FRONT_FRAMES` frames (the windowed block and its spectrum stay in cache)."""
         import scipy.fft
 
-        frames = np.lib.stride_tricks.sliding_window_view(signal, self.frame_length, axis=1)
-        windowed = frames[:, :: self.frame_step] * self.window
-        spectrum = scipy.fft.rfft(windowed, axis=-1, workers=workers)
-        return np.ascontiguousarray(spectrum.real, dtype=np.float32)
+        frames = np.lib.stride_tricks.sliding_window_view(signal, self.frame_length)
+        frames = frames[:: self.frame_step]
+        for start in range(0, len(frames), _FRONT_FRAMES):
+            block = frames[start : start + _FRONT_FRAMES] * self.window
+            spectrum = scipy.fft.rfft(block, axis=-1, workers=1)
+            out[start : start + len(block)] = spectrum.real
+
+
+#: Frames per block of the front's STFT (a 2,048-sample block of 128 frames is 1 MB).
+_FRONT_FRAMES = 128
+
+
+@functools.lru_cache(maxsize=4)
+def _front_pool(threads: int) -> ThreadPoolExecutor:
+    """A pool of ``threads`` threads for the front (numpy and scipy release the GIL in the
+    heavy calls), one per size for the process."""
+    return ThreadPoolExecutor(threads, thread_name_prefix="birdnet-front")
 
 
 @dataclass(frozen=True)
@@ -115,14 +145,32 @@ class BirdNETFront:
     branches: tuple[SpectrogramBranch, ...]
 
     def __call__(self, windows: np.ndarray, workers: int = 1) -> list[np.ndarray]:
-        """(B, 144000) float32 windows -> the back's inputs, one array per branch."""
-        low = windows.min(axis=1, keepdims=True)
-        shifted = windows - low
-        high = shifted.max(axis=1, keepdims=True)
-        scaled = (shifted / (high + np.float32(self.epsilon)) - np.float32(self.offset)) * (
-            np.float32(self.scale)
-        )
-        return [branch.real_stft(scaled, workers) for branch in self.branches]
+        """(B, 144000) float32 windows -> the back's inputs, one array per branch; the
+        windows are spread over ``workers`` threads (the same numbers for any count)."""
+        count, samples = windows.shape
+        outs = [
+            np.empty((count, b.frames_of(samples), b.frame_length // 2 + 1), dtype=np.float32)
+            for b in self.branches
+        ]
+
+        def one_window(row: int) -> None:
+            window = windows[row]
+            low = window.min()
+            shifted = window - low
+            high = shifted.max()
+            scaled = (shifted / (high + np.float32(self.epsilon)) - np.float32(self.offset)) * (
+                np.float32(self.scale)
+            )
+            for branch, out in zip(self.branches, outs, strict=True):
+                branch.real_stft_into(scaled, out[row])
+
+        if workers <= 1 or count <= 1:
+            for row in range(count):
+                one_window(row)
+        else:
+            for _ in _front_pool(int(workers)).map(one_window, range(count)):
+                pass  # re-raises the first error
+        return outs
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON (windows as float lists: float32 -> float64 -> float32 is exact)."""
