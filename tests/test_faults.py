@@ -456,6 +456,8 @@ WRITE_ALLOWLIST: dict[tuple[str, str], str] = {
     ("train/feature_cache.py", "open(target"): "target is in a staging folder, renamed whole",
     ("assets/outlines/make_outlines.py", "tmp.write_text("): "temporary file + replace",
     ("forensics_app/common.py", "path.write_bytes("): "upload copy in the private mkdtemp folder",
+    ("eval/perf/long_check.py", "shutil.copytree("): "scratch model copy in a TemporaryDirectory",
+    ("eval/perf/long_check.py", "config_path.write_text("): "that scratch copy's config",
     ("forensics_app/batch_page.py", "to_csv(index=False)"): "to_csv without a path: text in memory",
     ("eval/perf/batch.py", 'shutil.copy(assets_dir() / "demo"'): (
         "perf input clips in a temporary folder"

@@ -43,13 +43,13 @@ from geoforensics.core.geoclip.retrieval import RetrievalIndex
 from geoforensics.core.models.encoders import error_summary
 from geoforensics.core.models.geolocator import AudioGeolocator
 from geoforensics.core.models.inference import iter_window_outputs
-from geoforensics.core.models.pooling import (
+from geoforensics.core.models.provenance import dataset_training_data, model_training_data
+from geoforensics.core.models.transformer_pooling import (
     TransformerPooling,
     chunk_windows,
     pad_sequences,
     random_crop,
 )
-from geoforensics.core.models.provenance import dataset_training_data, model_training_data
 
 #: Format tag of the JSON side file of a saved pooler.
 POOLING_FORMAT = "geoforensics-transformer-pooling"

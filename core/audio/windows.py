@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import torch
 
     from geoforensics.core.audio.frontend import FrontEndConfig, MelFrontEnd
+    from geoforensics.core.audio.frontend_numpy import NumpyMelFrontEnd
 
 
 def _check_sizes(window: int, stride: int) -> None:
@@ -143,14 +144,16 @@ class WindowBatch:
     index: np.ndarray
     start_s: np.ndarray
     end_s: np.ndarray
-    images: torch.Tensor
+    images: torch.Tensor | np.ndarray
 
     def __len__(self) -> int:
         return int(self.index.size)
 
 
 def iter_window_batches(
-    path: str | os.PathLike[str], frontend: MelFrontEnd, batch_size: int = 32
+    path: str | os.PathLike[str],
+    frontend: MelFrontEnd | NumpyMelFrontEnd,
+    batch_size: int = 32,
 ) -> Iterator[WindowBatch]:
     """Decode ``path`` as a stream and yield its windows as model inputs, ``batch_size`` at a time.
 

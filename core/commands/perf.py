@@ -56,8 +56,10 @@ def register(subparsers: Any) -> None:
             "c) 30 min / 1 h / 2 h recordings (memory, time), d) faiss vs torch top-k, "
             "e) range tables batched vs per call, f) training samples/s cached vs decoding, "
             "g) accuracy of the fast path vs plain torch, h) species range evidence, "
-            "i) check of a 10 s clip (first run, later run, warm, memory). The full run "
-            "takes about 4 min on 2 quiet cores (10-14 min under load) and needs ~4 GB of "
+            "i) check of a 10 s clip (first run, later run, warm, memory), j) check FOLDER "
+            "with 2 workers vs 1, k) check of a 2-hour recording with a model (a later "
+            "check without torch vs the model's first). The full run takes about 8 min on 2 "
+            "quiet cores (15-20 min under load) and needs ~4 GB of "
             "free memory (section d holds a 1M x 512 gallery and a 250 x 1M score block)."
         ),
     )

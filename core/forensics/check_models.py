@@ -10,6 +10,7 @@ set per process for the app, batch workers and Ray tasks.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,11 @@ from geoforensics.core.geo.gallery import (
     gallery_prior_name,
     resolve_gallery,
 )
+from geoforensics.core.geoclip.embedding_cache import cached_embeddings_if_any
+from geoforensics.core.geoclip.retrieval import RetrievalIndex
+from geoforensics.core.models.graph_agclip import GraphAGCLIP, open_graph_agclip, record_graph
+from geoforensics.core.models.model_files import model_files
+from geoforensics.core.models.provenance import model_training_data
 from geoforensics.core.species.birdnet_audio import BirdNETAudio
 from geoforensics.core.species.birdnet_files import INSTALL_HINT, birdnet_available
 from geoforensics.core.species.fusion import agclip_temperature, fusion_weight_for_model
@@ -42,7 +48,6 @@ from geoforensics.core.vision.weights import find_clip_weights
 
 if TYPE_CHECKING:
     from geoforensics.core.geo.gallery import Gallery
-    from geoforensics.core.geoclip.retrieval import RetrievalIndex
     from geoforensics.core.models.geolocator import AudioGeolocator
     from geoforensics.core.models.provenance import TrainingData
 
@@ -64,7 +69,7 @@ class CheckModels:
     CLIP and BirdNET."""
 
     key: tuple[str | None, str, str | None, bool]
-    model: AudioGeolocator | None
+    model: AudioGeolocator | GraphAGCLIP | None
     model_dir: Path | None
     model_sha256: str
     gallery_name: str
@@ -177,17 +182,10 @@ def load_check_models(options: CheckOptions | None = None) -> CheckModels:
 
 
 def _load_agclip_models(options: CheckOptions) -> CheckModels:
-    """:func:`load_check_models` with a model folder."""
-    # these load torch: imported only when a check runs a model, so that a check without
-    # --model (species, GPS, claim) and a batch worker for one stay torch-free
-    from geoforensics.core.models import load_model
-    from geoforensics.core.models.geolocator import model_files
-    from geoforensics.core.models.model_space import (
-        model_location_encoder_name,
-        retrieval_index_for_model,
-    )
-    from geoforensics.core.models.provenance import model_training_data
-
+    """:func:`load_check_models` with a model folder: its exported graph without torch when
+    it can (:func:`~geoforensics.core.models.graph_agclip.open_graph_agclip` and the
+    gallery's cached GeoCLIP embeddings), else the torch model (which records its graph for
+    the next check)."""
     model_dir = options.resolved_model_dir()
     weights, _config = model_files(model_dir)
     if not weights.is_file():
@@ -195,15 +193,20 @@ def _load_agclip_models(options: CheckOptions) -> CheckModels:
             f"{weights}: AG-CLIP model not found (--model takes a folder written by "
             "`geoforensics train`)"
         )
-    model = load_model(model_dir)
-    if model.kind != "agclip":
-        raise InputError(f"{model_dir}: a {model.kind} model; check needs an AG-CLIP model")
     gallery = resolve_gallery(options.gallery)
-    index = retrieval_index_for_model(model_dir, gallery)
+    graph = open_graph_agclip(model_dir)
+    embeddings = None if graph is None else cached_embeddings_if_any(gallery.coords)
+    if graph is not None and embeddings is not None:
+        model: AudioGeolocator | GraphAGCLIP = graph
+        config = dict(graph.config)
+        index = RetrievalIndex(np.asarray(gallery.coords, dtype=np.float64), embeddings)
+        location_encoder = "geoclip"
+    else:
+        model, config, index, location_encoder = _load_torch_agclip(model_dir, gallery)
     log_prior = gallery_log_prior(gallery)
-    config = model.config
     training = model_training_data(model_dir)
     fusion_weight = fusion_weight_for_model(model_dir)
+    extra = config.get("extra") or {}
     info = {
         "name": "AG-CLIP",
         "used": True,
@@ -213,17 +216,18 @@ def _load_agclip_models(options: CheckOptions) -> CheckModels:
         "fusion_weight": fusion_weight,
         "model_dir": str(model_dir),
         "weights_sha256": sha256_file(weights),
-        "encoder": config.encoder,
-        "kind": config.kind,
-        "n_species": config.n_species,
-        "embed_dim": config.embed_dim,
-        "frontend": (config.frontend or {}).get("name"),
-        "location_encoder": model_location_encoder_name(model_dir),
-        "method": config.extra.get("method"),
-        "best_epoch": config.extra.get("best_epoch"),
-        "val_metrics": config.extra.get("val_metrics"),
+        "encoder": config.get("encoder"),
+        "kind": config.get("kind"),
+        "n_species": config.get("n_species"),
+        "embed_dim": config.get("embed_dim"),
+        "frontend": (config.get("frontend") or {}).get("name"),
+        "location_encoder": location_encoder,
+        "method": extra.get("method"),
+        "best_epoch": extra.get("best_epoch"),
+        "val_metrics": extra.get("val_metrics"),
         "pooling": "mean",
         "prior": gallery_prior_name(gallery),
+        "runtime": _runtime_name(model),
     }
     return CheckModels(
         key=_model_key(options),
@@ -235,7 +239,7 @@ def _load_agclip_models(options: CheckOptions) -> CheckModels:
         audio_index=index,
         region=RegionMass(gallery.coords, TOP_RADIUS_KM),
         temperature=agclip_temperature(),
-        location_encoder=str(info["location_encoder"]),
+        location_encoder=location_encoder,
         log_prior=log_prior,
         gallery=gallery,
         training=training,
@@ -243,6 +247,73 @@ def _load_agclip_models(options: CheckOptions) -> CheckModels:
         clip_weights=options.clip_weights,
         species_enabled=bool(options.species),
         info=info,
+    )
+
+
+def _runtime_name(model: AudioGeolocator | GraphAGCLIP) -> str:
+    """What runs the model, for the report: the graph runtime (and whether torch is loaded)."""
+    if isinstance(model, GraphAGCLIP):
+        return f"{model.runner.name} (exported graph, without torch)"
+    from geoforensics.core.models.onnx_backend import onnx_runner
+
+    runner = onnx_runner(model)
+    return "torch" if runner is None else f"{runner.name} (graph of the torch model)"
+
+
+def _load_torch_agclip(
+    model_dir: Path, gallery: Gallery
+) -> tuple[AudioGeolocator, dict[str, Any], RetrievalIndex, str]:
+    """(model, its config as a dict, the gallery's index in its location space, that space's
+    name) loaded with torch; when the model runs as an exported graph, the graph is recorded
+    so that the next check of this model needs no torch."""
+    # these load torch: imported only when a check runs a model that has no usable graph yet
+    from geoforensics.core.models import load_model
+    from geoforensics.core.models.model_space import (
+        model_location_encoder_name,
+        retrieval_index_for_model,
+    )
+    from geoforensics.core.models.onnx_backend import exported_graph, onnx_applicable
+
+    model = load_model(model_dir)
+    if model.kind != "agclip":
+        raise InputError(f"{model_dir}: a {model.kind} model; check needs an AG-CLIP model")
+    index = retrieval_index_for_model(model_dir, gallery)
+    if onnx_applicable(model):
+        try:
+            record_graph(model_dir, exported_graph(model))
+        except Exception as error:  # the torch path still runs the model
+            warnings.warn(
+                f"{model_dir}: could not record its exported graph ({type(error).__name__}: "
+                f"{error}); checks of this model will load torch",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+    return model, model.config.to_dict(), index, model_location_encoder_name(model_dir)
+
+
+def prepare_model_graph(model_dir: str | os.PathLike[str], gallery_name: str = "land-1deg") -> str:
+    """Load the AG-CLIP model in ``model_dir`` once with torch so that later checks run its
+    exported graph without torch (``weights prepare model``): the graph is exported and
+    recorded and the gallery's embeddings are cached. Returns one line saying which path
+    checks of this model will take."""
+    folder = Path(model_dir)
+    weights, _config = model_files(folder)
+    if not weights.is_file():
+        raise WeightsNotFoundError(f"{weights}: AG-CLIP model not found")
+    gallery = resolve_gallery(gallery_name)
+    _load_torch_agclip(folder, gallery)
+    graph = open_graph_agclip(folder)
+    if graph is None:
+        return (
+            f"{folder}: checks of this model load it in torch (no exported-graph path for its "
+            "encoder or location space, no graph runtime, or GEOFORENSICS_INFERENCE_BACKEND="
+            "torch)"
+        )
+    if cached_embeddings_if_any(gallery.coords) is None:
+        return f"{folder}: graph recorded, but gallery {gallery.name}'s embeddings are not cached"
+    return (
+        f"{folder}: exported graph recorded ({graph.graph.name}); checks over gallery "
+        f"{gallery.name} run it in {graph.runner.name} without torch"
     )
 
 
@@ -277,5 +348,6 @@ __all__ = [
     "cpu_share",
     "default_model_dir",
     "load_check_models",
+    "prepare_model_graph",
     "shared_check_models",
 ]

@@ -37,7 +37,7 @@ from geoforensics.core.media import extract_keyframes
 if TYPE_CHECKING:
     from geoforensics.core.media import MediaInfo
     from geoforensics.core.models.audio_places import AudioPlaceOptions, AudioPlaces
-    from geoforensics.core.models.inference import WindowOutputs
+    from geoforensics.core.models.recording_outputs import WindowOutputs
 
 
 #: Container tags read as the text hint, in order (case-insensitive keys).
@@ -60,7 +60,7 @@ def audio_place_options(
     AG-CLIP modalities: its top-k, the region radius, the model's temperature and fusion
     weight (``changes`` override, e.g. ``method="fused"``)."""
 
-    from geoforensics.core.models.audio_places import AudioPlaceOptions  # loads torch
+    from geoforensics.core.models.audio_places import AudioPlaceOptions
 
     settings: dict[str, Any] = {
         "method": "agclip",
@@ -82,7 +82,7 @@ def check_audio_places(
     """:func:`~geoforensics.core.models.audio_places.audio_places` with the check's model,
     gallery and index: the one path from audio to places."""
 
-    from geoforensics.core.models.audio_places import audio_places  # loads torch
+    from geoforensics.core.models.audio_places import audio_places
 
     if models.model is None or models.audio_index is None or models.gallery is None:
         raise InputError("no AG-CLIP model loaded")
@@ -162,15 +162,15 @@ def audio_step(
     agclip`` and the app take). Without a model the modality is unavailable; a model that
     does not know real sound is labelled and, unless the clip itself is SYNTHETIC, not
     counted as evidence."""
-    if models.model is None:  # before the imports below: they load torch (~2 s, ~300 MB)
+    if models.model is None:
         return ModalityResult("audio", False, NO_MODEL_REASON), [], None
     if not media.has_audio:
         return ModalityResult("audio", False, f"{clip.name}: no audio track"), [], None
     from geoforensics.core.models.audio_places import agclip_segment_probs
-    from geoforensics.core.models.inference import window_outputs
+    from geoforensics.core.models.graph_agclip import model_window_outputs
 
     tell_progress(progress, 0.12, "audio: AG-CLIP over every 3 s window")
-    windows = window_outputs(models.model, clip)
+    windows = model_window_outputs(models.model, clip)
     located = check_audio_places(models, windows, audio_place_options(models, options))
     training = models.training
     warning = None if training is None else training.label()

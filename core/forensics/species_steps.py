@@ -44,7 +44,7 @@ from geoforensics.core.species.likelihood import locate_species
 
 if TYPE_CHECKING:
     from geoforensics.core.media import MediaInfo
-    from geoforensics.core.models.inference import WindowOutputs
+    from geoforensics.core.models.recording_outputs import WindowOutputs
 
 
 #: Why the species modality (or a segment of it) is unavailable when BirdNET heard nothing.

@@ -19,17 +19,21 @@ import torch
 from numpy.typing import ArrayLike
 
 from geoforensics.core.errors import InputError
-from geoforensics.core.fileio import atomic_write, save_npy_atomic, sha256_arrays, sha256_file
+from geoforensics.core.fileio import atomic_write, save_npy_atomic, sha256_file
 from geoforensics.core.geo.distance import check_coords
 from geoforensics.core.geo.gallery import Gallery
+from geoforensics.core.geoclip.embedding_cache import (
+    cache_file,
+    encoder_id,
+    expected_entry,
+    load_if_valid,
+)
 from geoforensics.core.geoclip.location_encoder import (
     EMBED_DIM,
     GeoCLIPLocationEncoder,
     default_location_encoder,
-    encoder_id,
 )
 from geoforensics.core.geoclip.retrieval import RetrievalIndex
-from geoforensics.core.paths import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +41,6 @@ log = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 4096
 #: ``progress=None`` shows a progress bar from this many locations on.
 PROGRESS_MIN_LOCATIONS = 20_000
-_CACHE_FORMAT = "geoforensics-gallery-embeddings-v1"
 
 
 def embed_locations(
@@ -78,44 +81,12 @@ def _coords_of(gallery_or_coords: Gallery | ArrayLike) -> np.ndarray:
     return check_coords(gallery_or_coords, "gallery coordinates")
 
 
-def cache_key(coords: np.ndarray, weights_id: str) -> str:
-    """Cache key of a gallery's embeddings: hash of float64 coordinates and encoder identity."""
-    coords_sha = sha256_arrays(np.asarray(coords, dtype=np.float64))
-    return sha256_arrays(extra=f"{_CACHE_FORMAT}|{coords_sha}|{weights_id}")
-
-
 def embeddings_cache_path(
     gallery_or_coords: Gallery | ArrayLike, encoder: GeoCLIPLocationEncoder | None = None
 ) -> Path:
     """Where :func:`cached_gallery_embeddings` keeps (or would keep) this gallery's embeddings."""
     weights_id = encoder_id() if encoder is None else encoder.weights_id
-    return _cache_file(_coords_of(gallery_or_coords), weights_id)
-
-
-def _cache_file(coords: np.ndarray, weights_id: str) -> Path:
-    return cache_dir("gallery_embeddings") / f"{cache_key(coords, weights_id)[:40]}.npy"
-
-
-def _load_if_valid(npy: Path, expected: dict[str, object]) -> np.ndarray | None:
-    side = npy.with_suffix(".json")
-    if not (npy.is_file() and side.is_file()):
-        return None
-    try:
-        info = json.loads(side.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-    if not isinstance(info, dict) or any(info.get(k) != v for k, v in expected.items()):
-        return None
-    if info.get("npy_sha256") != sha256_file(npy):
-        log.warning("%s: checksum mismatch, recomputing gallery embeddings", npy)
-        return None
-    try:
-        array = np.load(npy, allow_pickle=False)
-    except (ValueError, OSError):
-        return None
-    if array.shape != (expected["count"], EMBED_DIM) or array.dtype != np.float32:
-        return None
-    return array
+    return cache_file(_coords_of(gallery_or_coords), weights_id)
 
 
 def cached_gallery_embeddings(
@@ -133,15 +104,9 @@ def cached_gallery_embeddings(
     # Without an explicit encoder the key needs only the weights file's hash: a cache hit
     # then never loads the 38 MB model.
     weights_id = encoder_id() if encoder is None else encoder.weights_id
-    coords_sha = sha256_arrays(coords)
-    npy = _cache_file(coords, weights_id)
-    expected: dict[str, object] = {
-        "format": _CACHE_FORMAT,
-        "coords_sha256": coords_sha,
-        "encoder_id": weights_id,
-        "count": len(coords),
-    }
-    cached = _load_if_valid(npy, expected)
+    npy = cache_file(coords, weights_id)
+    expected = expected_entry(coords, weights_id)
+    cached = load_if_valid(npy, expected)
     if cached is not None:
         return cached
     started = time.perf_counter()

@@ -21,13 +21,14 @@ import torch
 from torch import nn
 
 from geoforensics.core.errors import WeightsNotFoundError
-from geoforensics.core.fileio import sha256_arrays, sha256_file
+from geoforensics.core.fileio import sha256_arrays
 from geoforensics.core.geoclip import (
     IMAGE_MLP_WEIGHTS,
     LOCATION_ENCODER_WEIGHTS,
     LOGIT_SCALE_WEIGHTS,
-    geoclip_file,
 )
+from geoforensics.core.geoclip.embedding_cache import EMBED_DIM, encoder_id
+from geoforensics.core.geoclip.embedding_cache import weights_path as _weights_path
 from geoforensics.core.load_errors import load_error_summary
 
 #: Equal Earth polynomial coefficients (Šavrič, Patterson & Jenny 2018).
@@ -36,7 +37,6 @@ EE_A1, EE_A2, EE_A3, EE_A4 = 1.340264, -0.081106, 0.000893, 0.003796
 EE_SCALE = 66.50336
 #: Random Fourier feature scales of the three branches.
 GEOCLIP_SIGMAS: tuple[float, ...] = (2.0**0, 2.0**4, 2.0**8)
-EMBED_DIM = 512
 RFF_FREQUENCIES = 256
 HIDDEN_DIM = 1024
 #: Width of CLIP ViT-L/14 image features that GeoCLIP's MLP maps into the location space.
@@ -142,15 +142,6 @@ class GeoCLIPImageMLP(nn.Sequential):
         )
 
 
-def _weights_path(path: str | os.PathLike[str] | None, default: str) -> Path:
-    if path is None:
-        return geoclip_file(default)
-    resolved = Path(path)
-    if not resolved.is_file():
-        raise WeightsNotFoundError(f"{resolved}: weights file not found")
-    return resolved
-
-
 def _load_state(path: Path) -> dict[str, torch.Tensor] | torch.Tensor:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -159,21 +150,6 @@ def _load_state(path: Path) -> dict[str, torch.Tensor] | torch.Tensor:
             f"{path}: not a torch weights file loadable with weights_only=True "
             f"({load_error_summary(exc)})"
         ) from exc
-
-
-@functools.cache
-def _file_id(path: str, size: int, mtime_ns: int) -> str:
-    return "geoclip-loc-" + sha256_file(path)[:16]
-
-
-def encoder_id(path: str | os.PathLike[str] | None = None) -> str:
-    """Identity of a location encoder weights file (hash of its bytes), for cache keys.
-
-    The hash is memoised per (path, size, mtime), so repeated calls cost a stat only.
-    """
-    resolved = _weights_path(path, LOCATION_ENCODER_WEIGHTS).resolve()
-    stat = resolved.stat()
-    return _file_id(str(resolved), stat.st_size, stat.st_mtime_ns)
 
 
 _Frozen = TypeVar("_Frozen", bound=nn.Module)

@@ -16,7 +16,6 @@ from numpy.typing import ArrayLike
 
 from geoforensics.core.errors import InputError
 from geoforensics.core.geo.distance import check_coords
-from geoforensics.core.geoclip.location_encoder import geoclip_temperature
 
 
 @dataclass(frozen=True)
@@ -93,6 +92,8 @@ class RetrievalIndex:
         None, read from the geoclip wheel).
         """
         if temperature is None:
+            from geoforensics.core.geoclip.location_encoder import geoclip_temperature  # torch
+
             temperature = geoclip_temperature()
         if not np.isfinite(temperature) or temperature <= 0:
             raise InputError(f"temperature {temperature}: must be a positive number")

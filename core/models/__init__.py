@@ -10,46 +10,86 @@
   :class:`ModelConfig`, :func:`save_model` / :func:`load_model` (safetensors + JSON);
 - :mod:`.reference`: the released AG-CLIP checkpoints (torchvision state dicts);
 - :mod:`.pooling`: window outputs -> one vector per recording (mean, max, k-means, transformer);
-- :mod:`.inference`: per-window outputs of a file, recording-level predictions.
+- :mod:`.inference`: per-window outputs of a file, recording-level predictions;
+- :mod:`.graph_agclip`: an AG-CLIP model run from its exported graph alone (no torch), with
+  :mod:`.graph_runners` (OpenVINO, ONNX Runtime) and :mod:`.onnx_backend` (the export).
+
+Importing this package loads no torch: names are imported from their submodules on first use.
 """
 
 from __future__ import annotations
 
-# Every audio encoder module, imported here once: importing one registers its encoders, and this
-# package runs before any use of the registry (geoforensics.core.models.encoders.registry).
-from geoforensics.core.models import clap, wav2clip  # noqa: F401
-from geoforensics.core.models.encoders import (  # noqa: F401
-    EncoderConfig,
-    birdnet,
-    create_encoder,
-    frontend_for,
-    get_encoder_config,
-    list_encoders,
-    load_encoder_weights,
-    read_state_dict,
-    register_encoder,
-    spectrogram,
-)
-from geoforensics.core.models.geolocator import (
-    KINDS,
-    AudioGeolocator,
-    ModelConfig,
-    denormalize_latlon,
-    load_model,
-    normalize_latlon,
-    save_model,
-)
-from geoforensics.core.models.heads import MLPHead
-from geoforensics.core.models.inference import (
-    Prediction,
-    WindowOutputs,
-    iter_pooled_outputs,
-    locate_recording,
-    predict_recordings,
-    window_outputs,
-)
-from geoforensics.core.models.pooling import POOLING_METHODS, TransformerPooling, pool, pool_outputs
-from geoforensics.core.models.reference import load_reference_checkpoint
+from typing import TYPE_CHECKING
+
+from geoforensics.core.lazy_exports import lazy_exports
+
+# Names are imported from their submodules on first use, so that the torch-free modules of this
+# package (the exported-graph path of ``check``: ``graph_agclip``, ``graph_runners``,
+# ``audio_places``, ``provenance``) load without torch. The encoder registry imports the
+# built-in encoder modules on its first lookup (:mod:`.encoders.registry`).
+if TYPE_CHECKING:
+    from geoforensics.core.models.encoders import (
+        EncoderConfig,
+        create_encoder,
+        frontend_for,
+        get_encoder_config,
+        list_encoders,
+        load_encoder_weights,
+        read_state_dict,
+        register_encoder,
+    )
+    from geoforensics.core.models.geolocator import (
+        KINDS,
+        AudioGeolocator,
+        ModelConfig,
+        denormalize_latlon,
+        load_model,
+        normalize_latlon,
+        save_model,
+    )
+    from geoforensics.core.models.heads import MLPHead
+    from geoforensics.core.models.inference import (
+        Prediction,
+        iter_pooled_outputs,
+        locate_recording,
+        predict_recordings,
+        window_outputs,
+    )
+    from geoforensics.core.models.pooling import POOLING_METHODS, pool, pool_outputs
+    from geoforensics.core.models.recording_outputs import WindowOutputs
+    from geoforensics.core.models.reference import load_reference_checkpoint
+    from geoforensics.core.models.transformer_pooling import TransformerPooling
+
+_EXPORTS = {
+    "EncoderConfig": "encoders",
+    "create_encoder": "encoders",
+    "frontend_for": "encoders",
+    "get_encoder_config": "encoders",
+    "list_encoders": "encoders",
+    "load_encoder_weights": "encoders",
+    "read_state_dict": "encoders",
+    "register_encoder": "encoders",
+    "KINDS": "geolocator",
+    "AudioGeolocator": "geolocator",
+    "ModelConfig": "geolocator",
+    "denormalize_latlon": "geolocator",
+    "load_model": "geolocator",
+    "normalize_latlon": "geolocator",
+    "save_model": "geolocator",
+    "MLPHead": "heads",
+    "Prediction": "inference",
+    "iter_pooled_outputs": "inference",
+    "locate_recording": "inference",
+    "predict_recordings": "inference",
+    "window_outputs": "inference",
+    "POOLING_METHODS": "pooling",
+    "pool": "pooling",
+    "pool_outputs": "pooling",
+    "load_reference_checkpoint": "reference",
+    "TransformerPooling": "transformer_pooling",
+    "WindowOutputs": "recording_outputs",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "KINDS",

@@ -40,8 +40,8 @@ from geoforensics.core.errors import InputError
 from geoforensics.core.geo.gallery import gallery_log_prior, gallery_prior_name
 from geoforensics.core.geo.gazetteer import place_rows
 from geoforensics.core.geo.ranking import distinct_top_k, region_probability
-from geoforensics.core.models.inference import WindowOutputs, window_outputs
 from geoforensics.core.models.pooling import POOLING_METHODS, pool_outputs
+from geoforensics.core.models.recording_outputs import WindowOutputs
 from geoforensics.core.species.birdnet_audio import BirdNETAudio
 from geoforensics.core.species.checklists import YEAR_ROUND, date_to_week
 from geoforensics.core.species.evidence import heard_species
@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from geoforensics.core.geo.gallery import Gallery
     from geoforensics.core.geoclip.retrieval import RetrievalIndex
     from geoforensics.core.models.geolocator import AudioGeolocator
-    from geoforensics.core.models.inference import WindowOutputs
+    from geoforensics.core.models.graph_agclip import GraphAGCLIP
 
 #: Methods of :class:`AudioPlaceOptions`.
 AUDIO_PLACE_METHODS: tuple[str, ...] = ("agclip", "fused")
@@ -210,7 +210,7 @@ def _check_gallery(gallery: Gallery, index: RetrievalIndex) -> np.ndarray:
     return coords
 
 
-def _windows_of(model: AudioGeolocator, audio: Any) -> WindowOutputs:
+def _windows_of(model: AudioGeolocator | GraphAGCLIP, audio: Any) -> WindowOutputs:
 
     if isinstance(audio, WindowOutputs):
         if len(audio) == 0:
@@ -219,7 +219,9 @@ def _windows_of(model: AudioGeolocator, audio: Any) -> WindowOutputs:
     path = Path(os.fspath(audio))
     if not path.is_file():
         raise InputError(f"{path}: no such audio file")
-    return window_outputs(model, path)
+    from geoforensics.core.models.graph_agclip import model_window_outputs
+
+    return model_window_outputs(model, path)
 
 
 def pooled_embedding(
@@ -244,7 +246,7 @@ def gallery_cosine(index: RetrievalIndex, embedding: ArrayLike) -> np.ndarray:
 
 
 def audio_places(
-    model: AudioGeolocator,
+    model: AudioGeolocator | GraphAGCLIP,
     audio: str | os.PathLike[str] | WindowOutputs,
     gallery: Gallery,
     index: RetrievalIndex,
@@ -324,7 +326,7 @@ def audio_places(
 
 
 def agclip_segment_probs(
-    model: AudioGeolocator,
+    model: AudioGeolocator | GraphAGCLIP,
     windows: WindowOutputs,
     groups: Sequence[ArrayLike],
     gallery: Gallery,

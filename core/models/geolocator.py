@@ -51,17 +51,17 @@ from geoforensics.core.models.encoders import (
     get_encoder_config,
 )
 from geoforensics.core.models.heads import MLPHead
+from geoforensics.core.models.model_files import (
+    MODEL_FORMAT,
+    MODEL_FORMAT_VERSION,
+    model_files,
+)
 
 if TYPE_CHECKING:
     from geoforensics.core.audio.frontend import FrontEndConfig
 
 #: Method kinds a model can be built for.
 KINDS: tuple[str, ...] = ("agclip", "regression", "classification")
-#: Format tag written into model.json.
-MODEL_FORMAT = "geoforensics-audio-geolocator"
-MODEL_FORMAT_VERSION = 1
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "model.json"
 
 
 @dataclass(frozen=True)
@@ -231,18 +231,6 @@ class AudioGeolocator(nn.Module):
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """(B, C, H, W) model inputs -> dictionary of outputs (see the module docstring)."""
         return self.outputs_from_features(self.features(images))
-
-
-def model_files(path: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """(weights, config) paths for a model folder, a ``.safetensors`` file or a ``.json`` file.
-
-    A folder holds ``model.safetensors`` and ``model.json``; a file path names one of the two
-    and the other sits beside it with the same stem.
-    """
-    target = Path(path)
-    if target.suffix in (".safetensors", ".json"):
-        return target.with_suffix(".safetensors"), target.with_suffix(".json")
-    return target / WEIGHTS_FILE, target / CONFIG_FILE
 
 
 def save_model(model: AudioGeolocator, path: str | os.PathLike[str]) -> Path:

@@ -29,10 +29,7 @@ audio. ``geoforensics perf`` measures all of this.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
 import os
-import sys
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -48,7 +45,10 @@ from geoforensics.core.errors import GeoforensicsError, InputError
 from geoforensics.core.geo.h3cells import cell_centers
 from geoforensics.core.geo.ranking import softmax
 from geoforensics.core.models.geolocator import AudioGeolocator
-from geoforensics.core.models.pooling import POOLING_METHODS, TransformerPooling, pool_outputs
+from geoforensics.core.models.graph_runners import fix_malloc_threshold
+from geoforensics.core.models.pooling import POOLING_METHODS, pool_outputs
+from geoforensics.core.models.recording_outputs import WindowOutputs
+from geoforensics.core.models.transformer_pooling import TransformerPooling
 
 if TYPE_CHECKING:
     from geoforensics.core.audio.frontend import MelFrontEnd
@@ -58,23 +58,6 @@ if TYPE_CHECKING:
 Pooling = str | TransformerPooling
 #: Most raw waveform windows per batch for waveform-features models (3 s at 48 kHz each).
 WAVEFORM_BATCH_SIZE = 64
-
-
-@dataclass(frozen=True)
-class WindowOutputs:
-    """The model's outputs for every window of one recording.
-
-    ``start_s``/``end_s`` (W,) give each window's span in seconds; ``outputs`` maps each output
-    name to a (W, ·) float32 array (classification adds ``probs``, the softmax of ``logits``;
-    ``features`` holds the encoder features when asked for).
-    """
-
-    start_s: np.ndarray
-    end_s: np.ndarray
-    outputs: dict[str, np.ndarray]
-
-    def __len__(self) -> int:
-        return int(self.start_s.size)
 
 
 @dataclass(frozen=True)
@@ -113,33 +96,6 @@ def _evaluating(model: torch.nn.Module) -> Iterator[None]:
             yield
     finally:
         model.train(was_training)
-
-
-#: glibc's ``mallopt`` parameter number of M_MMAP_THRESHOLD.
-_M_MMAP_THRESHOLD = -3
-#: Blocks at least this large come straight from the kernel and go back when freed.
-MMAP_THRESHOLD_BYTES = 128 * 1024
-
-
-@functools.lru_cache(maxsize=1)
-def fix_malloc_threshold() -> bool:
-    """Pin glibc's mmap threshold at 128 KiB for the process (Linux; once).
-
-    Why: glibc raises the threshold each time a large block is freed, after which the
-    batch-sized buffers of the front-end and ONNX Runtime (tens of MB, allocated and freed
-    per batch by several threads) come from the heap and fragment it, so a long recording's
-    resident memory crept up by ~40 MB per 30 min of audio. With the threshold fixed, those
-    buffers are mapped and unmapped each batch: memory measured flat over 2 h, speed
-    unchanged. Skipped when the user set ``MALLOC_MMAP_THRESHOLD_``; returns whether it was
-    applied.
-    """
-    if not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
-    except (OSError, AttributeError):  # not glibc (musl, ...): nothing to tune
-        return False
 
 
 def _device_of(model: torch.nn.Module) -> torch.device:
@@ -242,7 +198,7 @@ def window_outputs(
         for batch in _window_batches(model, path, batch_size, frontend):
             starts.append(batch.start_s)
             ends.append(batch.end_s)
-            parts.append(_run_batch(model, batch.images, with_features))
+            parts.append(_run_batch(model, torch.as_tensor(batch.images), with_features))
     if not parts:
         raise InputError(f"{path}: no audio samples, so no window to run the model on")
     return WindowOutputs(np.concatenate(starts), np.concatenate(ends), _concat(parts))
@@ -411,7 +367,7 @@ def iter_window_outputs(
         try:
             entry.path = _path_of(recording)
             for batch in _window_batches(model, entry.path, batch_size, frontend):
-                images.append(batch.images)
+                images.append(torch.as_tensor(batch.images))
                 owners.append(entry)
                 entry.outstanding += 1
                 if sum(len(chunk) for chunk in images) >= batch_size:

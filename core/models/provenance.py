@@ -136,10 +136,15 @@ def with_training_data(extra: dict[str, Any], record: TrainingData) -> dict[str,
 
 def model_training_data(model_dir: str | os.PathLike[str]) -> TrainingData:
     """What the model saved at ``model_dir`` (folder or file) was trained on."""
-    from geoforensics.core.models.model_space import _model_folder, read_model_config
+    from geoforensics.core.models.model_files import config_document, model_files
 
-    config = read_model_config(model_dir)
-    return training_data_of(config.extra, _model_folder(model_dir))
+    folder = model_files(model_dir)[0].parent
+    document = config_document(model_dir)  # plain JSON: no torch for a readable model.json
+    if document is not None and isinstance(document.get("extra", {}), dict):
+        return training_data_of(document.get("extra") or {}, folder)
+    from geoforensics.core.models.model_space import read_model_config  # loads torch
+
+    return training_data_of(read_model_config(model_dir).extra, folder)
 
 
 __all__ = [

@@ -23,20 +23,16 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from geoforensics.core.errors import GeoforensicsError, InputError, WeightsNotFoundError
 from geoforensics.core.fileio import sha256_file
-from geoforensics.core.models.geolocator import (
-    CONFIG_FILE,
-    WEIGHTS_FILE,
-    AudioGeolocator,
-    save_model,
-)
-from geoforensics.core.models.model_space import read_model_config
+from geoforensics.core.models.model_files import CONFIG_FILE, WEIGHTS_FILE
 from geoforensics.core.models.provenance import TrainingData, model_training_data
-from geoforensics.core.models.reference import reference_model
 from geoforensics.core.paths import assets_dir, cache_dir
+
+if TYPE_CHECKING:
+    from geoforensics.core.models.geolocator import AudioGeolocator
 
 #: File suffixes taken as released (torch-saved) checkpoints.
 CHECKPOINT_SUFFIXES: tuple[str, ...] = (".pt", ".pth", ".ckpt")
@@ -65,6 +61,8 @@ def _default_mode(kind: int) -> int:
 
 def _build_folder(model: AudioGeolocator, parent: Path, name: str) -> Path:
     """Save ``model`` into a new hidden temporary folder in ``parent``; returns it."""
+    from geoforensics.core.models.geolocator import save_model  # loads torch
+
     parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=parent))
     try:
@@ -131,6 +129,8 @@ def import_reference_checkpoint(
         raise InputError(f"{target}: exists and is not a folder")
     if target.is_dir() and any(target.iterdir()) and not force:
         raise InputError(f"{target}: folder is not empty (use --force to replace it)")
+    from geoforensics.core.models.reference import reference_model  # loads torch
+
     return publish_model_folder(reference_model(path, species), target, force=force)
 
 
@@ -165,6 +165,8 @@ def import_into_cache(path: str | os.PathLike[str], sha256: str | None = None) -
     folder = imported_models_dir() / f"agclip-{digest[:_KEY_DIGITS]}"
     if _imported_sha256(folder) == digest:
         return folder
+    from geoforensics.core.models.reference import reference_model  # loads torch
+
     model = reference_model(file, sha256=digest)
     building = _build_folder(model, folder.parent, folder.name)
     try:
@@ -243,6 +245,8 @@ class AudioModelEntry:
 def _entry(folder: Path, source: str) -> AudioModelEntry:
 
     try:
+        from geoforensics.core.models.model_space import read_model_config  # loads torch
+
         kind = read_model_config(folder).kind
         return AudioModelEntry(folder, source, model_training_data(folder), kind)
     except GeoforensicsError as error:

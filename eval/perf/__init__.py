@@ -18,7 +18,9 @@ h. :mod:`.species_evidence` (``species_evidence``): heard columns + cached total
    range tables;
 i. :mod:`.check` (``check``): ``geoforensics check`` of a 10 s clip, first vs later run, warm
    calls, peak memory;
-j. :mod:`.batch` (``batch``): ``check FOLDER`` with 2 worker processes vs 1.
+j. :mod:`.batch` (``batch``): ``check FOLDER`` with 2 worker processes vs 1;
+k. :mod:`.long_check` (``long_check``): ``check`` of a 2-hour real recording with a model,
+   a later check (the recorded graph, no torch) vs the model's first (torch).
 
 What they share: :mod:`.harness` (figures, report, registry, timing, :func:`run_perf`,
 :func:`format_report`), :mod:`.fixtures` (generated audio, models, gallery, tiny world),
@@ -42,6 +44,7 @@ from geoforensics.eval.perf import (
     batch,
     check,
     clip,
+    long_check,
     long_recordings,
     range_tables,
     species_evidence,
@@ -104,6 +107,7 @@ __all__ = [
     "gallery_coords",
     "inference_backend",
     "inference_precision",
+    "long_check",
     "long_recordings",
     "machine_description",
     "parse_only",

@@ -32,7 +32,8 @@ import torch
 from geoforensics.core.errors import InputError
 from geoforensics.core.fileio import sha256_file
 from geoforensics.core.models import AudioGeolocator, load_model
-from geoforensics.core.models.pooling import KMEANS_K, TransformerPooling, pool_outputs
+from geoforensics.core.models.pooling import KMEANS_K, pool_outputs
+from geoforensics.core.models.transformer_pooling import TransformerPooling
 from geoforensics.eval.presets import BenchPreset, eval_batch_size
 from geoforensics.eval.results import RowResult
 from geoforensics.eval.rows.base import BenchRow, RowContext, register_row

@@ -17,7 +17,7 @@ import torch
 from geoforensics.core.cli import build_parser, main
 from geoforensics.core.commands.check import options_from_args
 from geoforensics.core.errors import InputError
-from geoforensics.core.models import onnx_backend
+from geoforensics.core.models import graph_runners, onnx_backend
 from geoforensics.core.models.inference import predict_recordings, window_outputs
 from geoforensics.eval import perf
 from geoforensics.eval.perf import check
@@ -58,7 +58,7 @@ def test_perf_rejects_unknown_section(capsys: pytest.CaptureFixture[str]) -> Non
     assert err[-1].startswith("geoforensics: error:") and "'z'" in err[-1]
     assert perf.parse_only("g, a") == ["a", "g"]
     assert perf.parse_only(None) == list(perf.SECTIONS)
-    assert perf.SECTIONS == tuple("abcdefghij")
+    assert perf.SECTIONS == tuple("abcdefghijk")
     assert perf.parse_only("batch,throughput,d") == ["b", "d", "j"]  # names and letters
     assert perf.parse_only("long-recordings") == ["c"]
     with pytest.raises(InputError, match="'clips'"):
@@ -152,7 +152,7 @@ def test_a_failing_openvino_falls_back_to_onnxruntime(monkeypatch: pytest.Monkey
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("no CPU plugin")
 
-    monkeypatch.setattr(onnx_backend, "OpenVinoRunner", broken)
+    monkeypatch.setattr(graph_runners, "OpenVinoRunner", broken)
     model = perf.random_agclip("mobilenet_v3_small_128")
     with perf.inference_backend("auto"), pytest.warns(RuntimeWarning, match="OpenVINO"):
         assert isinstance(onnx_backend.onnx_runner(model), onnx_backend.OnnxRunner)
@@ -196,8 +196,8 @@ def test_onnx_failure_falls_back_to_torch(monkeypatch: pytest.MonkeyPatch, tmp_p
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("no session")
 
-    monkeypatch.setattr(onnx_backend, "OnnxRunner", broken)
-    monkeypatch.setattr(onnx_backend, "OpenVinoRunner", broken)
+    monkeypatch.setattr(graph_runners, "OnnxRunner", broken)
+    monkeypatch.setattr(graph_runners, "OpenVinoRunner", broken)
     with pytest.warns(RuntimeWarning, match="running the model in torch"):
         fallback = window_outputs(model, clip).outputs["embedding"]
     with perf.inference_backend("torch"):
@@ -262,6 +262,23 @@ def test_perf_quick_batch_section(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert 100 < section["figures"][1]["ours"] < 4000  # MB per worker process
     assert "(4 checked, 0 failed)" in section["notes"][0]
     assert "summary.csv are identical" in section["notes"][0]
+
+
+@pytest.mark.slow  # ~1 min: three checks with a model in fresh processes (5 min of audio)
+def test_perf_quick_long_check_section(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Section k: the model's first check loads torch, the later one runs its graph without
+    torch, and both reports give the same place and verdict."""
+    out = tmp_path / "perf.json"
+    status = main(["perf", "--quick", "--only", "k", "--out", str(out), "--no-progress"])
+    capsys.readouterr()
+    assert status == 0
+    (section,) = json.loads(out.read_text())["sections"]
+    assert [f["key"] for f in section["figures"]] == ["k1", "k2"]
+    speed, memory = section["figures"]
+    assert speed["unit"] == "x RT" and speed["ours"] > 0 and speed["baseline"] > 0
+    assert memory["unit"] == "MB" and memory["ours"] < memory["baseline"]  # no torch: ~500 MB
+    assert "torch imported: first True, later False" in section["notes"][0]
+    assert "the same in both reports" in section["notes"][0]
 
 
 def test_importing_perf_loads_no_model_library() -> None:

@@ -23,7 +23,8 @@ from geoforensics.core.models.inference import (
     predict_recordings,
     window_outputs,
 )
-from geoforensics.core.models.pooling import TransformerPooling, pool_outputs
+from geoforensics.core.models.pooling import pool_outputs
+from geoforensics.core.models.transformer_pooling import TransformerPooling
 from geoforensics.eval.bench import run_bench
 from geoforensics.eval.presets import PRESETS
 from geoforensics.eval.results import ResultStore, RowResult

@@ -109,13 +109,38 @@ def register_encoder(
     return decorator
 
 
+#: The modules that register the built-in encoders (imported on the first registry lookup,
+#: so that importing :mod:`geoforensics.core.models` itself loads no model code).
+BUILTIN_ENCODER_MODULES = (
+    "geoforensics.core.models.encoders.spectrogram",
+    "geoforensics.core.models.encoders.birdnet",
+    "geoforensics.core.models.clap",
+    "geoforensics.core.models.wav2clip",
+)
+_BUILTINS_LOADED = threading.Event()
+
+
+def _load_builtin_encoders() -> None:
+    """Import the built-in encoder modules once (each registers its encoders)."""
+    if _BUILTINS_LOADED.is_set():
+        return
+    import importlib
+
+    for module in BUILTIN_ENCODER_MODULES:
+        importlib.import_module(module)
+    _BUILTINS_LOADED.set()
+
+
 def list_encoders() -> list[str]:
     """Names of all registered encoders, sorted."""
+    _load_builtin_encoders()
     return sorted(_REGISTRY)
 
 
 def get_encoder_config(name: str) -> EncoderConfig:
     """The :class:`EncoderConfig` registered under ``name``."""
+    if name not in _REGISTRY:
+        _load_builtin_encoders()
     try:
         return _REGISTRY[name][0]
     except KeyError:

@@ -152,7 +152,7 @@ def test_train_writes_the_training_data_record(train_micro_world: Path, tmp_path
 def test_pooling_writer_records_the_data_and_the_base_model(
     train_micro_world: Path, tmp_path: Path
 ) -> None:
-    from geoforensics.core.models.pooling import TransformerPooling
+    from geoforensics.core.models.transformer_pooling import TransformerPooling
     from geoforensics.train.pooling import load_pooling_info, save_transformer_pooling
 
     pooler = TransformerPooling(8, 8, seq_len=4, layers=1, heads=2, width=8, ff_dim=8)

@@ -20,7 +20,8 @@ from geoforensics.core.models.inference import (
     predict_recordings,
     window_outputs,
 )
-from geoforensics.core.models.pooling import TransformerPooling, spherical_mean
+from geoforensics.core.models.pooling import spherical_mean
+from geoforensics.core.models.transformer_pooling import TransformerPooling
 
 RATE = 22050
 DURATIONS = {"short": 1.0, "two": 4.5, "ten": 10.0, "long": 25.0}

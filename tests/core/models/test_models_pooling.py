@@ -10,12 +10,14 @@ import torch
 
 from geoforensics.core.errors import InputError
 from geoforensics.core.models.pooling import (
-    TransformerPooling,
-    chunk_windows,
     kmeans_largest_cluster,
-    pad_sequences,
     pool,
     pool_outputs,
+)
+from geoforensics.core.models.transformer_pooling import (
+    TransformerPooling,
+    chunk_windows,
+    pad_sequences,
     random_crop,
 )
 

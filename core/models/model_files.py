@@ -1,0 +1,53 @@
+"""Where a saved model's files are: names and format tag (torch-free, for readers that do not
+load the model, such as :mod:`.graph_agclip`)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+#: Format tag written into model.json.
+MODEL_FORMAT = "geoforensics-audio-geolocator"
+MODEL_FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "model.json"
+
+
+def model_files(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """(weights, config) paths for a model folder, a ``.safetensors`` file or a ``.json`` file.
+
+    A folder holds ``model.safetensors`` and ``model.json``; a file path names one of the two
+    and the other sits beside it with the same stem.
+    """
+    target = Path(path)
+    if target.suffix in (".safetensors", ".json"):
+        return target.with_suffix(".safetensors"), target.with_suffix(".json")
+    return target / WEIGHTS_FILE, target / CONFIG_FILE
+
+
+def config_document(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The saved model's config as plain JSON (``model.json``'s ``config`` object), read
+    without validating it against the encoder registry (which loads torch); None when the
+    file is missing or is not a model config (callers then take the full reader,
+    :func:`~.model_space.read_model_config`, which says what is wrong)."""
+    _weights, config = model_files(path)
+    try:
+        document = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(document, dict) or document.get("format") != MODEL_FORMAT:
+        return None
+    found = document.get("config")
+    return found if isinstance(found, dict) else None
+
+
+__all__ = [
+    "CONFIG_FILE",
+    "MODEL_FORMAT",
+    "MODEL_FORMAT_VERSION",
+    "WEIGHTS_FILE",
+    "config_document",
+    "model_files",
+]
