@@ -56,7 +56,7 @@ from geoforensics.core.commands.locate_regions import (
     check_region_options,
     region_output,
 )
-from geoforensics.core.errors import InputError
+from geoforensics.core.errors import InputError, WeightsNotFoundError
 from geoforensics.core.geo.calibration import agclip_setting, species_setting
 from geoforensics.core.geo.worldmap import write_score_map
 
@@ -240,24 +240,27 @@ def run_model_locate(args: argparse.Namespace, when: date | None) -> int:
     gallery, optionally fused with BirdNET's species likelihood
     (:func:`~geoforensics.core.models.audio_places.audio_places`, the one path ``check``,
     the app and the bench share)."""
+    from geoforensics.core.forensics.check_models import load_agclip
     from geoforensics.core.geo.gallery import resolve_gallery
-    from geoforensics.core.models import load_model
     from geoforensics.core.models.audio_places import audio_places
-    from geoforensics.core.models.model_space import retrieval_index_for_model
+    from geoforensics.core.models.model_files import config_document, model_files
     from geoforensics.core.models.provenance import model_training_data
 
     path = _check_model_args(args)
     method = args.method
-    model = load_model(args.model)
+    weights, _config = model_files(args.model)
+    if not weights.is_file():
+        raise WeightsNotFoundError(f"{weights}: model weights not found")
+    document = config_document(args.model)  # plain JSON: a wrong kind is refused before torch
+    kind = None if document is None else document.get("kind")
+    if kind is not None and kind != "agclip":
+        raise InputError(f"{args.model}: a {kind} model; --method {method} needs an AG-CLIP model")
     training = model_training_data(args.model)
     warning = training.label()  # None only for a model trained on real recordings
-    if model.kind != "agclip":
-        raise InputError(
-            f"{args.model}: a {model.kind} model; --method {method} needs an AG-CLIP model"
-        )
     options = audio_place_options(args, when)
     gallery = resolve_gallery(args.gallery)
-    index = retrieval_index_for_model(args.model, gallery)
+    # the recorded graph without torch when it can, else the torch model (kind checked there)
+    model, _config_dict, index, _space = load_agclip(Path(args.model), gallery)
     result = audio_places(model, path, gallery, index, options)
     weight = result.fusion_weight
     species_info = result.info.get("species") if method == "fused" else None

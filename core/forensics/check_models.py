@@ -194,15 +194,7 @@ def _load_agclip_models(options: CheckOptions) -> CheckModels:
             "`geoforensics train`)"
         )
     gallery = resolve_gallery(options.gallery)
-    graph = open_graph_agclip(model_dir)
-    embeddings = None if graph is None else cached_embeddings_if_any(gallery.coords)
-    if graph is not None and embeddings is not None:
-        model: AudioGeolocator | GraphAGCLIP = graph
-        config = dict(graph.config)
-        index = RetrievalIndex(np.asarray(gallery.coords, dtype=np.float64), embeddings)
-        location_encoder = "geoclip"
-    else:
-        model, config, index, location_encoder = _load_torch_agclip(model_dir, gallery)
+    model, config, index, location_encoder = load_agclip(model_dir, gallery)
     log_prior = gallery_log_prior(gallery)
     training = model_training_data(model_dir)
     fusion_weight = fusion_weight_for_model(model_dir)
@@ -248,6 +240,21 @@ def _load_agclip_models(options: CheckOptions) -> CheckModels:
         species_enabled=bool(options.species),
         info=info,
     )
+
+
+def load_agclip(
+    model_dir: Path, gallery: Gallery
+) -> tuple[AudioGeolocator | GraphAGCLIP, dict[str, Any], RetrievalIndex, str]:
+    """(model, its config as a dict, the gallery's index in the model's location space, that
+    space's name): the model's recorded graph without torch when it can serve the model and
+    the gallery's GeoCLIP embeddings are cached, else the torch model (which records its
+    graph for next time). ``check`` and ``locate --method agclip|fused`` load models here."""
+    graph = open_graph_agclip(model_dir)
+    embeddings = None if graph is None else cached_embeddings_if_any(gallery.coords)
+    if graph is not None and embeddings is not None:
+        index = RetrievalIndex(np.asarray(gallery.coords, dtype=np.float64), embeddings)
+        return graph, dict(graph.config), index, "geoclip"
+    return _load_torch_agclip(model_dir, gallery)
 
 
 def _runtime_name(model: AudioGeolocator | GraphAGCLIP) -> str:
@@ -347,6 +354,7 @@ __all__ = [
     "Progress",
     "cpu_share",
     "default_model_dir",
+    "load_agclip",
     "load_check_models",
     "prepare_model_graph",
     "shared_check_models",

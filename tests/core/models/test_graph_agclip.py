@@ -192,3 +192,40 @@ def test_openvino_streams_give_the_same_outputs(recorded: Path) -> None:
     for got, want in zip(two(images), one(images), strict=True):
         assert got.shape == want.shape and got.shape[0] == 37
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_locate_runs_a_recorded_model_without_torch(
+    model_dir: Path, wav: Path, recorded: Path
+) -> None:
+    """``locate --method agclip`` loads models as check does: the recorded graph, no torch, the
+    places of the torch model."""
+    from geoforensics.core.geo.gallery import resolve_gallery
+    from geoforensics.core.geoclip.embeddings import cached_gallery_embeddings
+    from geoforensics.core.models import load_model
+    from geoforensics.core.models.audio_places import AudioPlaceOptions, audio_places
+    from geoforensics.core.models.model_space import retrieval_index_for_model
+
+    gallery = resolve_gallery("grid-10deg")
+    cached_gallery_embeddings(gallery)  # what a first check or `weights prepare model` leaves
+    code = (
+        "import json, sys\n"
+        "from geoforensics.core.cli import main\n"
+        f"main(['locate', {str(wav)!r}, '--method', 'agclip', '--model', {str(model_dir)!r}, "
+        "'--gallery', 'grid-10deg', '--json'])\n"
+        "print(json.dumps({'torch': 'torch' in sys.modules}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    payload, _, flag = done.stdout.strip().rpartition("\n")
+    assert json.loads(flag) == {"torch": False}
+    places = json.loads(payload)["places"]
+    torch_model = load_model(model_dir)
+    index = retrieval_index_for_model(model_dir, gallery)
+    want = audio_places(torch_model, wav, gallery, index, AudioPlaceOptions()).top
+    assert [(p["latitude"], p["longitude"]) for p in places] == [
+        (p["latitude"], p["longitude"]) for p in want
+    ]
+    got_mass = [p["region_probability"] for p in places]
+    np.testing.assert_allclose(got_mass, [p["region_probability"] for p in want], atol=1e-5)
