@@ -285,6 +285,40 @@ def band_centres_hz(config: FrontEndConfig) -> np.ndarray:
     return _mel_to_hz(edges[1:-1], config.mel_scale)
 
 
+@dataclass(frozen=True)
+class BandedMel:
+    """The mel matrix as both front-ends use it (:func:`banded_mel`).
+
+    ``weights`` (n_mels, n_fft // 2 + 1) float64, lowest band first, scaled by
+    ``2 / sum(window)``; ``bins`` the range of FFT bins some triangle covers; ``groups`` the
+    matrix with its rows in image order (``high_on_top``) cut into blocks of
+    :data:`_MEL_GROUP_ROWS` rows, each ``(first row, stop, first bin, stop bin, block)`` with
+    bins counted from ``bins[0]`` and ``block`` the float32 non-zero columns of those rows.
+    """
+
+    weights: np.ndarray
+    bins: tuple[int, int]
+    groups: list[tuple[int, int, int, int, np.ndarray]]
+
+
+def banded_mel(config: FrontEndConfig, window_sum: float) -> BandedMel:
+    """The mel matrix of ``config`` for a window summing to ``window_sum``, in row blocks
+    that each touch only the FFT bins their triangles cover (the products skip the zeros)."""
+    weights = mel_filterbank(config) * (2.0 / window_sum)
+    rows = weights[::-1] if config.high_on_top else weights
+    used = np.flatnonzero(np.any(rows != 0.0, axis=0))
+    bins = (int(used[0]), int(used[-1]) + 1) if used.size else (0, 0)
+    groups = []
+    for start in range(0, config.n_mels, _MEL_GROUP_ROWS):
+        stop = min(start + _MEL_GROUP_ROWS, config.n_mels)
+        cols = np.flatnonzero(np.any(rows[start:stop] != 0.0, axis=0))
+        if cols.size:
+            first, last = int(cols[0]), int(cols[-1]) + 1
+            block = np.ascontiguousarray(rows[start:stop, first:last], dtype=np.float32)
+            groups.append((start, stop, first - bins[0], last - bins[0], block))
+    return BandedMel(weights, bins, groups)
+
+
 class MelFrontEnd:
     """Turns windows of mono samples into model inputs, following a :class:`FrontEndConfig`.
 
@@ -299,25 +333,16 @@ class MelFrontEnd:
         self.config = get_frontend_config(config) if isinstance(config, str) else config
         cfg = self.config
         window = torch.hann_window(cfg.win_length, periodic=True, dtype=torch.float64)
-        weights = mel_filterbank(cfg) * (2.0 / float(window.sum()))
+        banded = banded_mel(cfg, float(window.sum()))
         self._window = window.to(torch.float32)
-        self._mel = torch.from_numpy(np.ascontiguousarray(weights, dtype=np.float32))
-        # fast path (n_fft == win_length): the mel matrix has its rows in image order and is
-        # cut into row blocks that each touch only the FFT bins their triangles cover
+        self._mel = torch.from_numpy(np.ascontiguousarray(banded.weights, dtype=np.float32))
+        # fast path (n_fft == win_length): the mel matrix in row blocks (see banded_mel)
         self._fast = cfg.n_fft == cfg.win_length
-        rows = weights[::-1] if cfg.high_on_top else weights
-        used = np.flatnonzero(np.any(rows != 0.0, axis=0))
-        self._bins = (int(used[0]), int(used[-1]) + 1) if used.size else (0, 0)
-        fast = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))
-        lo = self._bins[0]
-        self._mel_groups: _Blocks = []
-        for start in range(0, cfg.n_mels, _MEL_GROUP_ROWS):
-            stop = min(start + _MEL_GROUP_ROWS, cfg.n_mels)
-            cols = np.flatnonzero(np.any(rows[start:stop] != 0.0, axis=0))
-            if cols.size:
-                first, last = int(cols[0]), int(cols[-1]) + 1
-                block = fast[start:stop, first:last].contiguous()
-                self._mel_groups.append((start, stop, first - lo, last - lo, block))
+        self._bins = banded.bins
+        self._mel_groups: _Blocks = [
+            (start, stop, first, last, torch.from_numpy(block))
+            for start, stop, first, last, block in banded.groups
+        ]
         self._resize_cache: dict[tuple[int, int, str, str], tuple[_Blocks, _Blocks]] = {}
         centres = band_centres_hz(cfg)
         self.band_hz: np.ndarray = centres[::-1].copy() if cfg.high_on_top else centres

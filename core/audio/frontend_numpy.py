@@ -32,8 +32,8 @@ from numpy.lib.stride_tricks import as_strided
 from geoforensics.core.audio.frontend import (
     FrontEndConfig,
     _as_signal,
+    banded_mel,
     get_frontend_config,
-    mel_filterbank,
     stack_windows,
 )
 from geoforensics.core.errors import InputError
@@ -41,8 +41,6 @@ from geoforensics.core.errors import InputError
 #: (first output index, stop, first input index, stop, weights) blocks of a banded product
 _Blocks = list[tuple[int, int, int, int, np.ndarray]]
 
-#: mel rows per block of the banded mel product
-_MEL_GROUP_ROWS = 16
 #: STFT frames transformed together (the FFT buffer of a block stays a few MB)
 _FRAMES_PER_BLOCK = 1024
 #: windows resized together (the intermediate of the first resize pass stays about 1 MB)
@@ -69,20 +67,13 @@ class NumpyMelFrontEnd:
         n = np.arange(cfg.win_length, dtype=np.float64)
         window = 0.5 - 0.5 * np.cos(2.0 * math.pi * n / cfg.win_length)  # periodic Hann
         self._window = window.astype(np.float32)
-        weights = mel_filterbank(cfg) * (2.0 / float(window.sum()))
-        rows = weights[::-1] if cfg.high_on_top else weights  # image order
-        used = np.flatnonzero(np.any(rows != 0.0, axis=0))
-        self._bins = (int(used[0]), int(used[-1]) + 1) if used.size else (0, 0)
-        lo = self._bins[0]
-        # row blocks of the mel matrix, each stored transposed (bins, rows) for frames @ block
-        self._mel_groups: _Blocks = []
-        for start in range(0, cfg.n_mels, _MEL_GROUP_ROWS):
-            stop = min(start + _MEL_GROUP_ROWS, cfg.n_mels)
-            cols = np.flatnonzero(np.any(rows[start:stop] != 0.0, axis=0))
-            if cols.size:
-                first, last = int(cols[0]), int(cols[-1]) + 1
-                block = np.ascontiguousarray(rows[start:stop, first:last].T, dtype=np.float32)
-                self._mel_groups.append((start, stop, first - lo, last - lo, block))
+        banded = banded_mel(cfg, float(window.sum()))
+        self._bins = banded.bins
+        # the row blocks of the mel matrix, each stored transposed (bins, rows): frames @ block
+        self._mel_groups: _Blocks = [
+            (start, stop, first, last, np.ascontiguousarray(block.T))
+            for start, stop, first, last, block in banded.groups
+        ]
         self._resize_cache: dict[tuple[int, int], tuple[_Blocks, _Blocks]] = {}
         self._pool: ThreadPoolExecutor | None = None
 
