@@ -7,6 +7,7 @@ run never leaves a half-written file under the final name.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -67,6 +68,20 @@ def sha256_file(path: str | os.PathLike[str], chunk_bytes: int = 1 << 20) -> str
         while chunk := fh.read(chunk_bytes):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def sha256_file_memo(path: str | os.PathLike[str]) -> str:
+    """:func:`sha256_file`, remembered per (resolved path, size, modification time) for the
+    process: a model or weights file whose identity several steps ask for is read once (a
+    changed file has another size or time and is read again)."""
+    resolved = Path(path).resolve()
+    stat = resolved.stat()
+    return _sha256_of(str(resolved), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
+    return sha256_file(path)
 
 
 def save_keyed_npy(npy: Path, side: Path, array: np.ndarray, key: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from geoforensics.core.errors import InputError, WeightsNotFoundError
-from geoforensics.core.fileio import sha256_file
+from geoforensics.core.fileio import sha256_file_memo
 from geoforensics.core.forensics.check_options import (
     DEMO_MODEL,
     NO_MODEL_REASON,
@@ -207,7 +207,7 @@ def _load_agclip_models(options: CheckOptions) -> CheckModels:
         "knows_real_sound": training.knows_real_sound,
         "fusion_weight": fusion_weight,
         "model_dir": str(model_dir),
-        "weights_sha256": sha256_file(weights),
+        "weights_sha256": sha256_file_memo(weights),  # read once with the graph record's key
         "encoder": config.get("encoder"),
         "kind": config.get("kind"),
         "n_species": config.get("n_species"),

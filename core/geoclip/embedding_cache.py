@@ -7,7 +7,6 @@ encoder's weights file. :mod:`.embeddings` computes and writes the entries.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -16,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from geoforensics.core.errors import WeightsNotFoundError
-from geoforensics.core.fileio import sha256_arrays, sha256_file
+from geoforensics.core.fileio import sha256_arrays, sha256_file, sha256_file_memo
 from geoforensics.core.geoclip import LOCATION_ENCODER_WEIGHTS, geoclip_file
 from geoforensics.core.paths import cache_dir
 
@@ -37,19 +36,12 @@ def weights_path(path: str | os.PathLike[str] | None, default: str) -> Path:
     return resolved
 
 
-@functools.cache
-def _file_id(path: str, size: int, mtime_ns: int) -> str:
-    return "geoclip-loc-" + sha256_file(path)[:16]
-
-
 def encoder_id(path: str | os.PathLike[str] | None = None) -> str:
     """Identity of a location encoder weights file (hash of its bytes), for cache keys.
 
     The hash is memoised per (path, size, mtime), so repeated calls cost a stat only.
     """
-    resolved = weights_path(path, LOCATION_ENCODER_WEIGHTS).resolve()
-    stat = resolved.stat()
-    return _file_id(str(resolved), stat.st_size, stat.st_mtime_ns)
+    return "geoclip-loc-" + sha256_file_memo(weights_path(path, LOCATION_ENCODER_WEIGHTS))[:16]
 
 
 def cache_key(coords: np.ndarray, weights_id: str) -> str:

@@ -35,7 +35,7 @@ from geoforensics.core.audio.frontend import FrontEndConfig
 from geoforensics.core.audio.frontend_numpy import NumpyMelFrontEnd
 from geoforensics.core.audio.windows import iter_window_batches
 from geoforensics.core.errors import InputError
-from geoforensics.core.fileio import atomic_write, sha256_file
+from geoforensics.core.fileio import atomic_write, sha256_file_memo
 from geoforensics.core.models.graph_runners import (
     ONNX_ENCODERS,
     GraphRunner,
@@ -44,10 +44,13 @@ from geoforensics.core.models.graph_runners import (
     graph_runner,
     inference_backend,
     inference_precision,
-    onnxruntime_available,
-    openvino_available,
+    runtime_available,
 )
-from geoforensics.core.models.model_files import config_document, model_files
+from geoforensics.core.models.model_files import (
+    config_document,
+    location_encoder_name,
+    model_files,
+)
 from geoforensics.core.models.recording_outputs import WindowOutputs
 from geoforensics.core.paths import cache_dir
 
@@ -58,7 +61,7 @@ def model_files_key(model_dir: str | os.PathLike[str]) -> str:
     """SHA-256 of a model folder's weights file and config file (the record's key)."""
     weights, config = model_files(model_dir)
     digest = hashlib.sha256()
-    digest.update(sha256_file(weights).encode())
+    digest.update(sha256_file_memo(weights).encode())
     digest.update(config.read_bytes() if config.is_file() else b"")
     return digest.hexdigest()
 
@@ -76,7 +79,7 @@ def record_graph(model_dir: str | os.PathLike[str], graph: Path) -> Path:
         "format": GRAPH_RECORD_FORMAT,
         "model_files_sha256": key,
         "graph": graph.name,
-        "graph_sha256": sha256_file(graph),
+        "graph_sha256": sha256_file_memo(graph),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as handle:
@@ -96,17 +99,9 @@ def _recorded_graph(model_dir: Path) -> Path | None:
     if document.get("model_files_sha256") != key:
         return None
     graph = cache_dir("onnx") / str(document.get("graph", ""))
-    if not graph.is_file() or sha256_file(graph) != document.get("graph_sha256"):
+    if not graph.is_file() or sha256_file_memo(graph) != document.get("graph_sha256"):
         return None
     return graph
-
-
-def _runtime_available(choice: str) -> bool:
-    if choice == "openvino":
-        return openvino_available()
-    if choice == "onnx":
-        return onnxruntime_available()
-    return openvino_available() or onnxruntime_available()
 
 
 def _graph_config(model_dir: Path) -> dict[str, Any] | None:
@@ -117,10 +112,11 @@ def _graph_config(model_dir: Path) -> dict[str, Any] | None:
     if config.get("encoder") not in ONNX_ENCODERS or not isinstance(config.get("frontend"), dict):
         return None
     extra = config.get("extra") or {}
-    if (extra.get("location_encoder") or "geoclip") != "geoclip":
-        return None
-    if extra.get("location_encoder_weights") is not None:
-        return None
+    if (
+        location_encoder_name(extra) != "geoclip"
+        or extra.get("location_encoder_weights") is not None
+    ):
+        return None  # retrieval needs that encoder (torch)
     return config
 
 
@@ -189,7 +185,7 @@ def open_graph_agclip(model_dir: str | os.PathLike[str]) -> GraphAGCLIP | None:
     """The model in ``model_dir`` served by its exported graph, or None when the torch path
     must load it (module docstring)."""
     choice = inference_backend()
-    if choice == "torch" or not _runtime_available(choice):
+    if not runtime_available(choice):
         return None
     folder = Path(model_dir)
     config = _graph_config(folder)

@@ -71,6 +71,16 @@ def openvino_available() -> bool:
     return True
 
 
+def runtime_available(choice: str) -> bool:
+    """Whether a graph runtime for the backend ``choice`` is installed: OpenVINO for
+    ``openvino``, ONNX Runtime for ``onnx``, either for ``auto`` (none for ``torch``)."""
+    if choice == "openvino":
+        return openvino_available()
+    if choice == "onnx":
+        return onnxruntime_available()
+    return choice == "auto" and (onnxruntime_available() or openvino_available())
+
+
 def default_threads() -> int:
     """Threads for a graph runtime: torch's setting when torch is loaded (the caller may have
     set it), else ``OMP_NUM_THREADS`` when set (a batch worker's share), else every core."""
@@ -276,4 +286,5 @@ __all__ = [
     "inference_precision",
     "onnxruntime_available",
     "openvino_available",
+    "runtime_available",
 ]

@@ -27,6 +27,12 @@ def model_files(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     return target / WEIGHTS_FILE, target / CONFIG_FILE
 
 
+def location_encoder_name(extra: dict[str, Any]) -> str:
+    """The location encoder a model was trained against, from its config's ``extra``
+    (``"geoclip"`` when the key is absent: older exports, the released checkpoints)."""
+    return str(extra.get("location_encoder") or "geoclip")
+
+
 def config_document(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The saved model's config as plain JSON (``model.json``'s ``config`` object), read
     without validating it against the encoder registry (which loads torch); None when the
@@ -49,5 +55,6 @@ __all__ = [
     "MODEL_FORMAT_VERSION",
     "WEIGHTS_FILE",
     "config_document",
+    "location_encoder_name",
     "model_files",
 ]

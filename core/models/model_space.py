@@ -37,6 +37,7 @@ from geoforensics.core.models.location import (
     load_location_encoder_file,
     save_location_encoder,
 )
+from geoforensics.core.models.model_files import location_encoder_name
 
 if TYPE_CHECKING:
     from geoforensics.core.geo.gallery import Gallery
@@ -68,8 +69,7 @@ def location_encoder_path(model_dir: str | os.PathLike[str]) -> Path:
 
 def model_location_encoder_name(model_dir: str | os.PathLike[str]) -> str:
     """``extra["location_encoder"]`` of a saved model (``"geoclip"`` when absent)."""
-    name = read_model_config(model_dir).extra.get("location_encoder") or "geoclip"
-    return str(name)
+    return location_encoder_name(read_model_config(model_dir).extra)
 
 
 def save_model_location_encoder(
@@ -94,7 +94,7 @@ def model_location_encoder(model_dir: str | os.PathLike[str]) -> LocationEncoder
     not the one the config names.
     """
     config = read_model_config(model_dir)
-    name = str(config.extra.get("location_encoder") or "geoclip")
+    name = location_encoder_name(config.extra)
     if name == "geoclip":
         weights = config.extra.get("location_encoder_weights")
         if weights is None:

@@ -53,6 +53,7 @@ from geoforensics.core.models.graph_runners import (
     inference_precision,
     onnxruntime_available,
     openvino_available,
+    runtime_available,
 )
 from geoforensics.core.paths import cache_dir
 
@@ -128,9 +129,7 @@ def onnx_applicable(model: AudioGeolocator, backend: str | None = None) -> bool:
         return False
     if choice == "auto" and model.config.encoder not in ONNX_ENCODERS:
         return False
-    if choice == "openvino":
-        return openvino_available()
-    return onnxruntime_available() or (choice == "auto" and openvino_available())
+    return runtime_available(choice)
 
 
 def exported_graph(model: AudioGeolocator) -> Path:

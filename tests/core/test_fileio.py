@@ -50,3 +50,18 @@ def test_hashes_depend_on_content_dtype_and_shape(tmp_path: Path) -> None:
     assert sha256_arrays(a) != sha256_arrays(a.reshape(3, 2))
     assert sha256_arrays(a) != sha256_arrays(a.astype(np.float64))
     assert sha256_arrays(a) != sha256_arrays(a, extra="encoder-2")
+
+
+def test_remembered_file_hash_follows_the_file(tmp_path: Path) -> None:
+    """sha256_file_memo reads a file once per process, and again once it changes (a rewrite of
+    the same size has a new modification time)."""
+    from geoforensics.core.fileio import sha256_file_memo
+
+    path = tmp_path / "weights.bin"
+    path.write_bytes(b"a" * 1000)
+    first = sha256_file_memo(path)
+    assert first == sha256_file(path) == sha256_file_memo(tmp_path / "." / "weights.bin")
+    stat = path.stat()
+    path.write_bytes(b"b" * 1000)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert sha256_file_memo(path) == sha256_file(path) != first
