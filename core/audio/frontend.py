@@ -77,8 +77,10 @@ _MEL_SCALES = ("slaney", "htk")
 _MEL_TRIANGLES = ("hz", "mel")
 #: mel rows per block of the banded mel product (fast path)
 _MEL_GROUP_ROWS = 16
-#: STFT frames per block of the fast path (intermediates of about 2 MB stay in cache)
-_FRAMES_PER_BLOCK = 2048
+#: STFT frames per block of the fast path (intermediates of about 2 MB stay in cache, and
+#: under the mmap threshold of ``graph_runners.MMAP_THRESHOLD_BYTES``, so they reuse heap
+#: memory instead of being page-faulted in anew for every block)
+_FRAMES_PER_BLOCK = 1024
 #: output rows/columns per block of the banded resize products
 _RESIZE_GROUP = 32
 

@@ -244,21 +244,28 @@ def graph_runner(target: Path, choice: str, precision: str) -> GraphRunner:
 
 #: glibc's ``mallopt`` parameter number of M_MMAP_THRESHOLD.
 _M_MMAP_THRESHOLD = -3
-#: Blocks at least this large come straight from the kernel and go back when freed.
-MMAP_THRESHOLD_BYTES = 128 * 1024
+#: Blocks at least this large come straight from the kernel and go back when freed: the
+#: batch-sized buffers (a batch of 32 images is 19 MB), not the front-ends' per-block scratch
+#: (about 1-2 MB, reused from the heap; see :func:`fix_malloc_threshold`).
+MMAP_THRESHOLD_BYTES = 4 * 1024 * 1024
 
 
 @functools.lru_cache(maxsize=1)
 def fix_malloc_threshold() -> bool:
-    """Pin glibc's mmap threshold at 128 KiB for the process (Linux; once).
+    """Pin glibc's mmap threshold at :data:`MMAP_THRESHOLD_BYTES` (4 MiB) for the process
+    (Linux; once).
 
     Why: glibc raises the threshold each time a large block is freed, after which the
-    batch-sized buffers of the front-end and ONNX Runtime (tens of MB, allocated and freed
-    per batch by several threads) come from the heap and fragment it, so a long recording's
-    resident memory crept up by ~40 MB per 30 min of audio. With the threshold fixed, those
-    buffers are mapped and unmapped each batch: memory measured flat over 2 h, speed
-    unchanged. Skipped when the user set ``MALLOC_MMAP_THRESHOLD_``; returns whether it was
-    applied.
+    batch-sized buffers of the front-end and the graph runtimes (tens of MB, allocated and
+    freed per batch by several threads) come from the heap and fragment it, so a long
+    recording's resident memory crept up by ~40 MB per 30 min of audio. With the threshold
+    fixed, those buffers are mapped and unmapped each batch. Why not lower: each mapped block
+    is page-faulted in anew when it is touched, and the front-ends' per-block scratch (frames,
+    spectra: 1-2 MB, allocated and freed thousands of times a minute of audio) would be too;
+    at 128 KiB that cost 160-220 thousand page faults per 300 s of audio and about 10 % of
+    perf b1. Memory over a 2-hour check is flat at either threshold (measured, torch, ONNX
+    Runtime and OpenVINO). Skipped when the user set ``MALLOC_MMAP_THRESHOLD_``; returns
+    whether it was applied.
     """
     if not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
         return False

@@ -264,6 +264,29 @@ def test_perf_quick_batch_section(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "summary.csv are identical" in section["notes"][0]
 
 
+def test_perf_quick_throughput_section(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Section b: every figure, and b8 runs b1's model from a recorded graph without torch's
+    front-end (the folder perf writes is one that ``check --model`` would serve the same way)."""
+    from geoforensics.core.models.graph_agclip import GraphAGCLIP, open_graph_agclip
+    from geoforensics.eval.perf.fixtures import work_dir
+
+    out = tmp_path / "perf.json"
+    status = main(["perf", "--quick", "--only", "b", "--out", str(out), "--no-progress"])
+    capsys.readouterr()
+    assert status == 0
+    (section,) = json.loads(out.read_text())["sections"]
+    figures = {f["key"]: f for f in section["figures"]}
+    expected = {"b1", "b2", "b3", "b4", "b5", "b8"}
+    if graph_runners.openvino_available():
+        expected |= {"b6", "b7"}
+    assert set(figures) == expected
+    for figure in figures.values():
+        assert figure["unit"] == "x RT" and figure["ours"] > 0 and figure["baseline"] > 0
+    graph = open_graph_agclip(work_dir() / "b1-mobilenet_v3_large")
+    assert isinstance(graph, GraphAGCLIP) and graph.config["encoder"] == "mobilenet_v3_large"
+    assert graph.runner.name in figures["b8"]["name"]
+
+
 @pytest.mark.slow  # ~1 min: three checks with a model in fresh processes (5 min of audio)
 def test_perf_quick_long_check_section(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Section k: the model's first check loads torch, the later one runs its graph without
