@@ -56,7 +56,7 @@ from geoforensics.core.commands.locate_regions import (
     check_region_options,
     region_output,
 )
-from geoforensics.core.errors import InputError, WeightsNotFoundError
+from geoforensics.core.errors import InputError
 from geoforensics.core.geo.calibration import agclip_setting, species_setting
 from geoforensics.core.geo.worldmap import write_score_map
 
@@ -243,14 +243,12 @@ def run_model_locate(args: argparse.Namespace, when: date | None) -> int:
     from geoforensics.core.forensics.check_models import load_agclip
     from geoforensics.core.geo.gallery import resolve_gallery
     from geoforensics.core.models.audio_places import audio_places
-    from geoforensics.core.models.model_files import config_document, model_files
+    from geoforensics.core.models.model_files import config_document, existing_weights
     from geoforensics.core.models.provenance import model_training_data
 
     path = _check_model_args(args)
     method = args.method
-    weights, _config = model_files(args.model)
-    if not weights.is_file():
-        raise WeightsNotFoundError(f"{weights}: model weights not found")
+    existing_weights(args.model)
     document = config_document(args.model)  # plain JSON: a wrong kind is refused before torch
     kind = None if document is None else document.get("kind")
     if kind is not None and kind != "agclip":

@@ -38,7 +38,7 @@ from geoforensics.core.geo.gallery import (
 from geoforensics.core.geoclip.embedding_cache import cached_embeddings_if_any
 from geoforensics.core.geoclip.retrieval import RetrievalIndex
 from geoforensics.core.models.graph_agclip import GraphAGCLIP, open_graph_agclip, record_graph
-from geoforensics.core.models.model_files import model_files
+from geoforensics.core.models.model_files import existing_weights
 from geoforensics.core.models.provenance import model_training_data
 from geoforensics.core.species.birdnet_audio import BirdNETAudio
 from geoforensics.core.species.birdnet_files import INSTALL_HINT, birdnet_available
@@ -187,12 +187,7 @@ def _load_agclip_models(options: CheckOptions) -> CheckModels:
     gallery's cached GeoCLIP embeddings), else the torch model (which records its graph for
     the next check)."""
     model_dir = options.resolved_model_dir()
-    weights, _config = model_files(model_dir)
-    if not weights.is_file():
-        raise WeightsNotFoundError(
-            f"{weights}: AG-CLIP model not found (--model takes a folder written by "
-            "`geoforensics train`)"
-        )
+    weights = existing_weights(model_dir)
     gallery = resolve_gallery(options.gallery)
     model, config, index, location_encoder = load_agclip(model_dir, gallery)
     log_prior = gallery_log_prior(gallery)
@@ -304,9 +299,7 @@ def prepare_model_graph(model_dir: str | os.PathLike[str], gallery_name: str = "
     recorded and the gallery's embeddings are cached. Returns one line saying which path
     checks of this model will take."""
     folder = Path(model_dir)
-    weights, _config = model_files(folder)
-    if not weights.is_file():
-        raise WeightsNotFoundError(f"{weights}: AG-CLIP model not found")
+    existing_weights(folder)
     gallery = resolve_gallery(gallery_name)
     _load_torch_agclip(folder, gallery)
     graph = open_graph_agclip(folder)

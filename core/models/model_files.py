@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from geoforensics.core.errors import WeightsNotFoundError
+
 #: Format tag written into model.json.
 MODEL_FORMAT = "geoforensics-audio-geolocator"
 MODEL_FORMAT_VERSION = 1
@@ -25,6 +27,20 @@ def model_files(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     if target.suffix in (".safetensors", ".json"):
         return target.with_suffix(".safetensors"), target.with_suffix(".json")
     return target / WEIGHTS_FILE, target / CONFIG_FILE
+
+
+def existing_weights(path: str | os.PathLike[str]) -> Path:
+    """The weights file of the model at ``path`` (:func:`model_files`); a one-line
+    :class:`WeightsNotFoundError` naming it and saying what a model folder is when it is
+    missing (the same words from ``check``, ``locate`` and ``weights prepare``)."""
+    weights, _config = model_files(path)
+    if not weights.is_file():
+        raise WeightsNotFoundError(
+            f"{weights}: AG-CLIP model not found (--model takes a model folder, "
+            f"{WEIGHTS_FILE} + {CONFIG_FILE}, written by `geoforensics train` or "
+            "`geoforensics weights import agclip`)"
+        )
+    return weights
 
 
 def location_encoder_name(extra: dict[str, Any]) -> str:
@@ -55,6 +71,7 @@ __all__ = [
     "MODEL_FORMAT_VERSION",
     "WEIGHTS_FILE",
     "config_document",
+    "existing_weights",
     "location_encoder_name",
     "model_files",
 ]

@@ -179,6 +179,29 @@ def test_weights_prepare_model_records_the_graph(
     assert "none/model.safetensors: AG-CLIP model not found" in capsys.readouterr().err
 
 
+def test_a_missing_model_folder_is_refused_in_the_same_words_everywhere(
+    tmp_path: Path, wav: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from geoforensics.core.cli import main
+
+    missing = tmp_path / "no-model"
+    commands = [
+        ["check", str(wav), "--model", str(missing), "--out", str(tmp_path / "out")],
+        ["locate", str(wav), "--method", "agclip", "--model", str(missing)],
+        ["weights", "prepare", "model", "--model", str(missing)],
+    ]
+    lines = set()
+    for argv in commands:
+        assert main(argv) != 0, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("geoforensics: error: "), (argv, err)
+        lines.add(err[0])
+    (line,) = lines
+    assert f"{missing / 'model.safetensors'}: AG-CLIP model not found" in line
+    assert "geoforensics train" in line and "weights import agclip" in line
+    assert not (tmp_path / "out").exists()  # nothing half-written
+
+
 def test_openvino_streams_give_the_same_outputs(recorded: Path) -> None:
     """Two inference streams (the default with two threads) split each batch in two parts run
     side by side: the outputs are those of one stream, in order."""
