@@ -321,7 +321,28 @@ def banded_mel(config: FrontEndConfig, window_sum: float) -> BandedMel:
     return BandedMel(weights, bins, groups)
 
 
-class MelFrontEnd:
+class WindowedFrontEnd:
+    """What both front-ends (:class:`MelFrontEnd` and the numpy one) share about their input:
+    the window grid of their :class:`FrontEndConfig` and how a batch of windows is stacked
+    (:func:`stack_windows`: the same padding and the same refusals)."""
+
+    config: FrontEndConfig
+
+    @property
+    def window_samples(self) -> int:
+        """Samples per model window at ``config.sample_rate``."""
+        return self.config.window_samples
+
+    @property
+    def stride_samples(self) -> int:
+        """Samples between consecutive window starts."""
+        return self.config.stride_samples
+
+    def _stack(self, windows: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+        return stack_windows(windows, self.window_samples)
+
+
+class MelFrontEnd(WindowedFrontEnd):
     """Turns windows of mono samples into model inputs, following a :class:`FrontEndConfig`.
 
     The Hann window and the (scaled) mel matrix are built once. All methods run without
@@ -349,16 +370,6 @@ class MelFrontEnd:
         centres = band_centres_hz(cfg)
         self.band_hz: np.ndarray = centres[::-1].copy() if cfg.high_on_top else centres
         """Centre frequency (Hz) of each row of :meth:`spectrogram`, in row order."""
-
-    @property
-    def window_samples(self) -> int:
-        """Samples per model window at ``config.sample_rate``."""
-        return self.config.window_samples
-
-    @property
-    def stride_samples(self) -> int:
-        """Samples between consecutive window starts."""
-        return self.config.stride_samples
 
     def _scaled(self, batch: torch.Tensor) -> torch.Tensor:
         """(B, N) float32 samples -> (B, n_mels, frames) in [0, 1], rows in image order."""
@@ -546,9 +557,6 @@ class MelFrontEnd:
             )
             self._resize_cache[key] = (along_rows, along_cols)
         return self._resize_cache[key]
-
-    def _stack(self, windows: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
-        return stack_windows(windows, self.window_samples)
 
 
 def _resize_weights(size_in: int, size_out: int, dtype: torch.dtype) -> _Blocks:

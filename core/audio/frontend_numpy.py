@@ -31,10 +31,10 @@ from numpy.lib.stride_tricks import as_strided
 
 from geoforensics.core.audio.frontend import (
     FrontEndConfig,
+    WindowedFrontEnd,
     _as_signal,
     banded_mel,
     get_frontend_config,
-    stack_windows,
 )
 from geoforensics.core.errors import InputError
 
@@ -49,7 +49,7 @@ _RESIZE_WINDOWS = 8
 _RESIZE_GROUP = 32
 
 
-class NumpyMelFrontEnd:
+class NumpyMelFrontEnd(WindowedFrontEnd):
     """Windows of mono samples -> model inputs, with numpy and scipy only.
 
     Mirrors :class:`~geoforensics.core.audio.frontend.MelFrontEnd` (``strided_images``,
@@ -76,16 +76,6 @@ class NumpyMelFrontEnd:
         ]
         self._resize_cache: dict[tuple[int, int], tuple[_Blocks, _Blocks]] = {}
         self._pool: ThreadPoolExecutor | None = None
-
-    @property
-    def window_samples(self) -> int:
-        """Samples per model window at ``config.sample_rate``."""
-        return self.config.window_samples
-
-    @property
-    def stride_samples(self) -> int:
-        """Samples between consecutive window starts."""
-        return self.config.stride_samples
 
     def strided_images(self, signal: np.ndarray, count: int) -> np.ndarray:
         """(count, channels, H, W) inputs of the windows starting at ``0, stride, ...``.
@@ -302,9 +292,6 @@ class NumpyMelFrontEnd:
                 _banded(resize_weights(cols, cfg.image_width)),
             )
         return self._resize_cache[key]
-
-    def _stack(self, windows: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
-        return stack_windows(windows, self.window_samples)
 
 
 def resize_weights(size_in: int, size_out: int) -> np.ndarray:
